@@ -1,0 +1,68 @@
+//! Typed errors. `Error` stops a run (bad options, the lock, the manifest); `FileError` is about
+//! one input file or entry, is collected, and never stops the run.
+
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    #[error("invalid --layout '{template}': {why}")]
+    Layout { template: String, why: String },
+    #[error("{}: {source}", path.display())]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("another photoferry (pid {pid}) is already working on {}; wait for it to finish", dir.display())]
+    Locked { dir: PathBuf, pid: String },
+    #[error("manifest {}: {source}", path.display())]
+    Manifest { path: PathBuf, source: rusqlite::Error },
+    #[error("manifest {}: written by a newer photoferry (schema {found}, this one knows {known})", path.display())]
+    ManifestVersion { path: PathBuf, found: i64, known: i64 },
+    #[error("no inputs given")]
+    NoInputs,
+}
+
+impl Error {
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
+        Error::Io { path: path.into(), source }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Which stage a per-file problem happened in; lets the summary group errors by kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FileErrorKind {
+    /// The input path itself could not be read (missing, permission denied).
+    Input,
+    /// A zip archive could not be opened (truncated, not a zip).
+    Archive,
+    /// An archive entry's name would escape the output folder; refused.
+    UnsafeName,
+    /// Reading the bytes failed (I/O error, bad CRC, truncated data).
+    Read,
+    /// The content does not match its extension or its header is corrupt.
+    Corrupt,
+    /// Writing to the output folder failed.
+    Write,
+}
+
+/// One problem with one file. `location` names the input and, for archives, the entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileError {
+    pub location: String,
+    pub kind: FileErrorKind,
+    /// What is wrong.
+    pub message: String,
+    /// What photoferry did about it.
+    pub action: String,
+    /// The capture year when known (for the per-year summary).
+    pub year: Option<i32>,
+}
+
+impl std::fmt::Display for FileError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}; {}", self.location, self.message, self.action)
+    }
+}

@@ -1,0 +1,24 @@
+//! photoferry: get iCloud Photos exports out of Apple's walled garden into a clean, deduplicated
+//! folder tree (and, in later stages, into Dropbox).
+//!
+//! The pipeline flows one way — source → probe → plan → write — and the plan is plain data
+//! ([`organize::Report::plan`]). Library functions return typed errors ([`error::Error`]) and
+//! collect per-file problems ([`error::FileError`]); only the binary turns them into messages
+//! and exit codes.
+
+pub mod error;
+pub mod fsutil;
+pub mod layout;
+pub mod manifest;
+pub mod model;
+pub mod names;
+pub mod options;
+pub mod organize;
+pub mod probe;
+pub mod progress;
+pub mod sniff;
+pub mod source;
+
+pub use error::{Error, FileError, Result};
+pub use options::OrganizeOptions;
+pub use organize::{organize, Report};

@@ -1,0 +1,341 @@
+//! The SQLite manifest in `DIR/.photoferry/manifest.sqlite`: what is in the tree, where every
+//! file came from, and the cached hashes that make a re-run read nothing. The schema is
+//! documented in the README ("The manifest"); `user_version` carries its version.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::error::{Error, Result};
+use crate::model::{CaptureTime, ContentHash, DateSource, MediaKind};
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = r#"
+CREATE TABLE IF NOT EXISTS runs (
+    id           INTEGER PRIMARY KEY,
+    command      TEXT NOT NULL,            -- 'organize'
+    started_at   TEXT NOT NULL,            -- UTC, RFC 3339
+    finished_at  TEXT,
+    summary_json TEXT                      -- the --json summary of that run
+);
+CREATE TABLE IF NOT EXISTS assets (
+    blake3        TEXT PRIMARY KEY,        -- BLAKE3 of the original bytes, hex
+    size          INTEGER NOT NULL,
+    kind          TEXT NOT NULL,           -- heif, jpeg, png, gif, mov, mp4, dng, aae
+    capture_time  TEXT,                    -- wall clock where taken, ISO 8601, offset when known
+    capture_unix  INTEGER,                 -- seconds since 1970 (wall clock taken as UTC if no offset)
+    date_source   TEXT NOT NULL,           -- exif:DateTimeOriginal, quicktime:creationdate, ..., file:mtime
+    first_run     INTEGER REFERENCES runs(id)
+);
+CREATE TABLE IF NOT EXISTS files (
+    path          TEXT PRIMARY KEY,        -- relative to DIR, '/'-separated, NFC
+    path_key      TEXT NOT NULL UNIQUE,    -- lower-cased NFC path: the Dropbox/macOS collision key
+    blake3        TEXT NOT NULL REFERENCES assets(blake3),
+    companion_of  TEXT,                    -- for an .AAE sidecar: blake3 of its photo
+    run_id        INTEGER REFERENCES runs(id),
+    adopted       INTEGER NOT NULL DEFAULT 0 -- 1: found already in DIR with identical bytes
+);
+CREATE INDEX IF NOT EXISTS files_by_hash ON files(blake3);
+CREATE TABLE IF NOT EXISTS sources (
+    input         TEXT NOT NULL,           -- the INPUT path (absolute)
+    inner_path    TEXT NOT NULL,           -- path inside it ('' for a file input); nested zips joined by '/'
+    fingerprint   TEXT NOT NULL,           -- size+mtime (files) or size+CRC32 (zip entries)
+    blake3        TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    kind          TEXT NOT NULL,
+    capture_time  TEXT,                    -- the date found inside the file (NULL: none)
+    capture_offset INTEGER,                -- its UTC offset in seconds (NULL: unknown)
+    date_source   TEXT,                    -- where that date came from
+    content_id    TEXT,                    -- Apple Live Photo content identifier, when present
+    problem       TEXT,                    -- why the header could not be read (file kept as is)
+    last_run      INTEGER REFERENCES runs(id),
+    PRIMARY KEY (input, inner_path)
+);
+CREATE INDEX IF NOT EXISTS sources_by_hash ON sources(blake3);
+"#;
+
+/// What a previous run learnt about one source.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CachedSource {
+    pub fingerprint: String,
+    pub hash: ContentHash,
+    pub size: u64,
+    pub kind: MediaKind,
+    pub capture: Option<CaptureTime>,
+    pub content_id: Option<String>,
+    pub problem: Option<String>,
+}
+
+/// One file placed in the tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileRow {
+    pub path: String,
+    pub hash: ContentHash,
+    pub companion_of: Option<ContentHash>,
+}
+
+/// Everything a run wants recorded, written in one transaction at the end.
+#[derive(Default)]
+pub struct RunRecord {
+    pub sources: Vec<(String, String, CachedSource)>,
+    pub assets: Vec<AssetRow>,
+    pub files: Vec<(FileRow, bool)>,
+}
+
+pub struct AssetRow {
+    pub hash: ContentHash,
+    pub size: u64,
+    pub kind: MediaKind,
+    pub capture: Option<CaptureTime>,
+    /// None: no date at all (the file lands in `undated/`).
+    pub date_source: Option<DateSource>,
+}
+
+pub struct Manifest {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Manifest {
+    /// Open (creating if needed) the manifest in `state_dir`.
+    pub fn open(state_dir: &Path) -> Result<Manifest> {
+        let path = state_dir.join("manifest.sqlite");
+        let conn = Connection::open(&path).map_err(|e| db(&path, e))?;
+        let m = Manifest { conn, path };
+        m.conn.pragma_update(None, "journal_mode", "WAL").map_err(|e| db(&m.path, e))?;
+        m.conn.pragma_update(None, "synchronous", "NORMAL").map_err(|e| db(&m.path, e))?;
+        m.conn.pragma_update(None, "foreign_keys", "ON").map_err(|e| db(&m.path, e))?;
+        m.check_version()?;
+        m.conn.execute_batch(SCHEMA).map_err(|e| db(&m.path, e))?;
+        m.conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(|e| db(&m.path, e))?;
+        Ok(m)
+    }
+
+    /// Open an existing manifest read-only (for `--dry-run`); `None` when there is none yet.
+    pub fn open_read_only(state_dir: &Path) -> Result<Option<Manifest>> {
+        let path = state_dir.join("manifest.sqlite");
+        if !path.exists() {
+            return Ok(None);
+        }
+        let conn = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY).map_err(|e| db(&path, e))?;
+        let m = Manifest { conn, path };
+        m.check_version()?;
+        Ok(Some(m))
+    }
+
+    fn check_version(&self) -> Result<()> {
+        let found: i64 = self.conn.pragma_query_value(None, "user_version", |r| r.get(0)).map_err(|e| db(&self.path, e))?;
+        if found > SCHEMA_VERSION {
+            return Err(Error::ManifestVersion { path: self.path.clone(), found, known: SCHEMA_VERSION });
+        }
+        Ok(())
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn begin_run(&self, command: &str) -> Result<i64> {
+        self.conn
+            .execute("INSERT INTO runs(command, started_at) VALUES (?1, ?2)", params![command, now()])
+            .map_err(|e| db(&self.path, e))?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// Cached sources keyed by (input, inner_path).
+    pub fn load_sources(&self) -> Result<HashMap<(String, String), CachedSource>> {
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT input, inner_path, fingerprint, blake3, size, kind, capture_time, capture_offset,
+                        date_source, content_id, problem FROM sources",
+            )
+            .map_err(|e| db(&self.path, e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                let capture = match (r.get::<_, Option<String>>(6)?, r.get::<_, Option<String>>(8)?) {
+                    (Some(t), Some(src)) => parse_capture(&t, r.get(7)?, &src),
+                    _ => None,
+                };
+                Ok((
+                    (r.get::<_, String>(0)?, r.get::<_, String>(1)?),
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, i64>(4)?,
+                    r.get::<_, String>(5)?,
+                    capture,
+                    r.get::<_, Option<String>>(9)?,
+                    r.get::<_, Option<String>>(10)?,
+                ))
+            })
+            .map_err(|e| db(&self.path, e))?;
+        let mut out = HashMap::new();
+        for row in rows {
+            let (key, fingerprint, hash, size, kind, capture, content_id, problem) = row.map_err(|e| db(&self.path, e))?;
+            let (Some(hash), Some(kind)) = (ContentHash::from_hex(&hash), MediaKind::parse(&kind)) else { continue };
+            out.insert(key, CachedSource { fingerprint, hash, size: size as u64, kind, capture, content_id, problem });
+        }
+        Ok(out)
+    }
+
+    pub fn load_files(&self) -> Result<Vec<FileRow>> {
+        let mut stmt = self.conn.prepare("SELECT path, blake3, companion_of FROM files").map_err(|e| db(&self.path, e))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?)))
+            .map_err(|e| db(&self.path, e))?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (path, hash, comp) = row.map_err(|e| db(&self.path, e))?;
+            let Some(hash) = ContentHash::from_hex(&hash) else { continue };
+            out.push(FileRow { path, hash, companion_of: comp.as_deref().and_then(ContentHash::from_hex) });
+        }
+        Ok(out)
+    }
+
+    /// Record a run's findings in one transaction.
+    pub fn record(&mut self, run_id: i64, rec: &RunRecord, summary_json: &str) -> Result<()> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().map_err(|e| db(&path, e))?;
+        {
+            let mut asset = tx
+                .prepare(
+                    "INSERT INTO assets(blake3, size, kind, capture_time, capture_unix, date_source, first_run)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                     ON CONFLICT(blake3) DO UPDATE SET capture_time = excluded.capture_time,
+                        capture_unix = excluded.capture_unix, date_source = excluded.date_source",
+                )
+                .map_err(|e| db(&path, e))?;
+            for a in &rec.assets {
+                asset
+                    .execute(params![
+                        a.hash.to_hex(),
+                        a.size as i64,
+                        a.kind.as_str(),
+                        a.capture.map(|c| c.to_iso()),
+                        a.capture.map(|c| c.unix_seconds()),
+                        a.date_source.map(|d| d.as_str()).unwrap_or("none"),
+                        run_id
+                    ])
+                    .map_err(|e| db(&path, e))?;
+            }
+            let mut file = tx
+                .prepare(
+                    "INSERT INTO files(path, path_key, blake3, companion_of, run_id, adopted)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(path) DO NOTHING",
+                )
+                .map_err(|e| db(&path, e))?;
+            for (f, adopted) in &rec.files {
+                file.execute(params![
+                    f.path,
+                    crate::names::collision_key(&f.path),
+                    f.hash.to_hex(),
+                    f.companion_of.map(|h| h.to_hex()),
+                    run_id,
+                    *adopted as i64
+                ])
+                .map_err(|e| db(&path, e))?;
+            }
+            let mut src = tx
+                .prepare(
+                    "INSERT INTO sources(input, inner_path, fingerprint, blake3, size, kind, capture_time,
+                        capture_offset, date_source, content_id, problem, last_run)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                     ON CONFLICT(input, inner_path) DO UPDATE SET fingerprint = excluded.fingerprint,
+                        blake3 = excluded.blake3, size = excluded.size, kind = excluded.kind,
+                        capture_time = excluded.capture_time, capture_offset = excluded.capture_offset,
+                        date_source = excluded.date_source, content_id = excluded.content_id,
+                        problem = excluded.problem, last_run = excluded.last_run",
+                )
+                .map_err(|e| db(&path, e))?;
+            for (input, inner, s) in &rec.sources {
+                src.execute(params![
+                    input,
+                    inner,
+                    s.fingerprint,
+                    s.hash.to_hex(),
+                    s.size as i64,
+                    s.kind.as_str(),
+                    s.capture.map(|c| c.local.format("%Y-%m-%dT%H:%M:%S%.3f").to_string()),
+                    s.capture.and_then(|c| c.offset_secs),
+                    s.capture.map(|c| c.source.as_str()),
+                    s.content_id,
+                    s.problem,
+                    run_id
+                ])
+                .map_err(|e| db(&path, e))?;
+            }
+            tx.execute(
+                "UPDATE runs SET finished_at = ?1, summary_json = ?2 WHERE id = ?3",
+                params![now(), summary_json, run_id],
+            )
+            .map_err(|e| db(&path, e))?;
+        }
+        tx.commit().map_err(|e| db(&path, e))
+    }
+
+    /// For tests and `verify`: one scalar query.
+    pub fn count(&self, sql: &str) -> Result<i64> {
+        self.conn.query_row(sql, [], |r| r.get(0)).optional().map(|v| v.unwrap_or(0)).map_err(|e| db(&self.path, e))
+    }
+}
+
+fn parse_capture(local: &str, offset: Option<i32>, source: &str) -> Option<CaptureTime> {
+    let local = chrono::NaiveDateTime::parse_from_str(local, "%Y-%m-%dT%H:%M:%S%.f").ok()?;
+    Some(CaptureTime::new(local, offset, DateSource::parse(source)?))
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+}
+
+fn db(path: &Path, source: rusqlite::Error) -> Error {
+    Error::Manifest { path: path.to_path_buf(), source }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    #[test]
+    fn sources_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest::open(dir.path()).unwrap();
+        let run = m.begin_run("organize").unwrap();
+        let hash = ContentHash(*blake3::hash(b"photo").as_bytes());
+        let local = NaiveDate::from_ymd_opt(2022, 1, 1).unwrap().and_hms_milli_opt(0, 30, 0, 250).unwrap();
+        let cached = CachedSource {
+            fingerprint: "file:5:1".into(),
+            hash,
+            size: 5,
+            kind: MediaKind::Heif,
+            capture: Some(CaptureTime::new(local, Some(28800), DateSource::ExifDateTimeOriginal)),
+            content_id: Some("UUID".into()),
+            problem: None,
+        };
+        let rec = RunRecord {
+            sources: vec![("/in".into(), "a.heic".into(), cached.clone())],
+            assets: vec![AssetRow { hash, size: 5, kind: MediaKind::Heif, capture: cached.capture, date_source: Some(DateSource::ExifDateTimeOriginal) }],
+            files: vec![(FileRow { path: "2022/a.heic".into(), hash, companion_of: None }, false)],
+        };
+        m.record(run, &rec, "{}").unwrap();
+        drop(m);
+        let m = Manifest::open_read_only(dir.path()).unwrap().unwrap();
+        let loaded = m.load_sources().unwrap();
+        assert_eq!(loaded[&("/in".to_string(), "a.heic".to_string())], cached);
+        assert_eq!(m.load_files().unwrap(), vec![FileRow { path: "2022/a.heic".into(), hash, companion_of: None }]);
+        assert_eq!(m.count("SELECT count(*) FROM runs WHERE finished_at IS NOT NULL").unwrap(), 1);
+    }
+
+    #[test]
+    fn newer_schema_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Manifest::open(dir.path()).unwrap());
+        let c = Connection::open(dir.path().join("manifest.sqlite")).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        assert!(matches!(Manifest::open(dir.path()), Err(Error::ManifestVersion { found: 99, .. })));
+    }
+}

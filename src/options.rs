@@ -1,0 +1,29 @@
+//! Everything a run can be told, parsed once from the command line by `main` and passed down.
+
+use std::path::PathBuf;
+
+use crate::layout::{Layout, DEFAULT_LAYOUT};
+
+/// Options of `photoferry organize`.
+#[derive(Debug, Clone)]
+pub struct OrganizeOptions {
+    /// Folders, zips and single files to read. Read-only to us. Default: none (required).
+    pub inputs: Vec<PathBuf>,
+    /// The output folder; created if missing. Its state lives in `OUT/.photoferry/`.
+    pub out: PathBuf,
+    /// Where each file goes under `out`. Default: `{year}/{name}`.
+    pub layout: Layout,
+    /// Plan only: read and hash, print what would happen, write nothing. Default: false.
+    pub dry_run: bool,
+}
+
+impl OrganizeOptions {
+    pub fn new(inputs: Vec<PathBuf>, out: PathBuf) -> Self {
+        OrganizeOptions {
+            inputs,
+            out,
+            layout: Layout::parse(DEFAULT_LAYOUT).expect("the default layout is valid"),
+            dry_run: false,
+        }
+    }
+}

@@ -1,0 +1,136 @@
+//! Capture time from EXIF, for HEIC/HEIF, JPEG, PNG (`eXIf`) and DNG, through kamadak-exif.
+
+use std::io::{BufRead, Seek};
+
+use chrono::{NaiveDate, NaiveDateTime};
+use exif::{Exif, In, Tag, Value};
+
+use super::ProbeError;
+use crate::model::{CaptureTime, DateSource};
+
+/// What the EXIF block told us. `Ok(None)` means the file is fine but carries no EXIF.
+pub fn read<R: BufRead + Seek>(reader: &mut R) -> Result<Option<Exif>, ProbeError> {
+    let mut r = exif::Reader::new();
+    // Real files carry small EXIF defects (a bad tag count, an offset past the end); keep what
+    // parsed and ignore the rest rather than losing a good DateTimeOriginal.
+    r.continue_on_error(true);
+    match r.read_from_container(reader) {
+        Ok(exif) => Ok(Some(exif)),
+        Err(exif::Error::NotFound(_)) => Ok(None),
+        Err(e @ exif::Error::PartialResult(_)) => match e.distill_partial_result(|_| {}) {
+            Ok(exif) => Ok(Some(exif)),
+            Err(e) => Err(ProbeError::Corrupt(format!("EXIF: {e}"))),
+        },
+        Err(exif::Error::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(ProbeError::Corrupt("the file ends inside its header (truncated?)".into()))
+        }
+        Err(e) => Err(ProbeError::Corrupt(format!("{e}"))),
+    }
+}
+
+/// Best capture time in an EXIF block: DateTimeOriginal, then DateTimeDigitized, then DateTime,
+/// each with its sub-second and offset companions.
+pub fn capture_time(exif: &Exif) -> Option<CaptureTime> {
+    let candidates = [
+        (Tag::DateTimeOriginal, Tag::SubSecTimeOriginal, Tag::OffsetTimeOriginal, DateSource::ExifDateTimeOriginal),
+        (Tag::DateTimeDigitized, Tag::SubSecTimeDigitized, Tag::OffsetTimeDigitized, DateSource::ExifDateTimeDigitized),
+        (Tag::DateTime, Tag::SubSecTime, Tag::OffsetTime, DateSource::ExifDateTime),
+    ];
+    for (date_tag, subsec_tag, offset_tag, source) in candidates {
+        let Some(text) = ascii(exif, date_tag) else { continue };
+        let Some(mut local) = parse_exif_datetime(text) else { continue };
+        if let Some(ms) = ascii(exif, subsec_tag).and_then(parse_subsec_millis) {
+            local += chrono::Duration::milliseconds(ms);
+        }
+        let offset = ascii(exif, offset_tag).and_then(parse_offset);
+        return Some(CaptureTime::new(local, offset, source));
+    }
+    None
+}
+
+fn ascii(exif: &Exif, tag: Tag) -> Option<&[u8]> {
+    let field = exif.get_field(tag, In::PRIMARY)?;
+    match &field.value {
+        Value::Ascii(v) => v.first().map(|s| s.as_slice()),
+        _ => None,
+    }
+}
+
+/// `YYYY:MM:DD HH:MM:SS` (some writers use `-` in the date). All-zero or blank dates are absent.
+pub fn parse_exif_datetime(b: &[u8]) -> Option<NaiveDateTime> {
+    let s = std::str::from_utf8(b).ok()?.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    if s.len() < 19 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<u32>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    NaiveDate::from_ymd_opt(y as i32, mo, d)?.and_hms_opt(h, mi, se.min(59))
+}
+
+/// SubSecTime digits are a decimal fraction: "5" is 500 ms, "123" is 123 ms, "0123" 12 ms.
+fn parse_subsec_millis(b: &[u8]) -> Option<i64> {
+    let s = std::str::from_utf8(b).ok()?.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    if s.is_empty() || !s.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let mut digits: String = s.chars().take(3).collect();
+    while digits.len() < 3 {
+        digits.push('0');
+    }
+    digits.parse().ok()
+}
+
+/// `+01:00`, `-0700`, `Z` → seconds east of UTC.
+pub fn parse_offset(b: &[u8]) -> Option<i32> {
+    let s = std::str::from_utf8(b).ok()?.trim_matches(|c: char| c == '\0' || c.is_whitespace());
+    if s == "Z" {
+        return Some(0);
+    }
+    let sign = match s.as_bytes().first()? {
+        b'+' => 1,
+        b'-' => -1,
+        _ => return None,
+    };
+    let rest: String = s[1..].chars().filter(|c| *c != ':').collect();
+    if rest.len() != 4 || !rest.bytes().all(|c| c.is_ascii_digit()) {
+        return None;
+    }
+    let h: i32 = rest[0..2].parse().ok()?;
+    let m: i32 = rest[2..4].parse().ok()?;
+    (h <= 14 && m < 60).then_some(sign * (h * 3600 + m * 60))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn datetime_parsing() {
+        let d = parse_exif_datetime(b"2021:04:10 11:44:00\0").unwrap();
+        assert_eq!(d.to_string(), "2021-04-10 11:44:00");
+        assert_eq!(parse_exif_datetime(b"2021-04-10 11:44:00").unwrap().to_string(), "2021-04-10 11:44:00");
+        assert!(parse_exif_datetime(b"0000:00:00 00:00:00").is_none());
+        assert!(parse_exif_datetime(b"    :  :     :  :  ").is_none());
+        assert!(parse_exif_datetime(b"2021:13:10 11:44:00").is_none());
+    }
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_offset(b"+01:00"), Some(3600));
+        assert_eq!(parse_offset(b"-07:00"), Some(-25200));
+        assert_eq!(parse_offset(b"-0530"), Some(-19800));
+        assert_eq!(parse_offset(b"Z"), Some(0));
+        assert_eq!(parse_offset(b"   :  "), None);
+        assert_eq!(parse_offset(b"+25:00"), None);
+    }
+
+    #[test]
+    fn subseconds() {
+        assert_eq!(parse_subsec_millis(b"5"), Some(500));
+        assert_eq!(parse_subsec_millis(b"123"), Some(123));
+        assert_eq!(parse_subsec_millis(b"0123"), Some(12));
+        assert_eq!(parse_subsec_millis(b""), None);
+        assert_eq!(parse_subsec_millis(b"ab"), None);
+    }
+}
