@@ -227,8 +227,9 @@ fn walk_folder(root: &Path, exclude: &Path, spill_dir: &Path, out: &mut Enumerat
             continue;
         }
         if is_zip_name(&name) {
+            // A zip found in a folder is an input of its own: messages name it directly.
             match File::open(path).and_then(RangeReader::whole) {
-                Ok(r) => open_zip(r, root, &rel, spill_dir, 0, out),
+                Ok(r) => open_zip(r, path, "", spill_dir, 0, out),
                 Err(e) => out.errors.push(error(location, FileErrorKind::Input, format!("cannot open: {e}"), "skipped")),
             }
             continue;

@@ -8,23 +8,28 @@ use exif::{Exif, In, Tag, Value};
 use super::ProbeError;
 use crate::model::{CaptureTime, DateSource};
 
-/// What the EXIF block told us. `Ok(None)` means the file is fine but carries no EXIF.
-pub fn read<R: BufRead + Seek>(reader: &mut R) -> Result<Option<Exif>, ProbeError> {
+/// The EXIF block and, when parts of it could not be parsed, what was wrong.
+/// `Ok((None, _))` means the file is fine but carries no EXIF.
+pub fn read<R: BufRead + Seek>(reader: &mut R) -> Result<(Option<Exif>, Option<String>), ProbeError> {
     let mut r = exif::Reader::new();
     // Real files carry small EXIF defects (a bad tag count, an offset past the end); keep what
-    // parsed and ignore the rest rather than losing a good DateTimeOriginal.
+    // parsed rather than losing a good DateTimeOriginal. The caller decides whether the damage
+    // matters (it does when no date survived).
     r.continue_on_error(true);
     match r.read_from_container(reader) {
-        Ok(exif) => Ok(Some(exif)),
-        Err(exif::Error::NotFound(_)) => Ok(None),
-        Err(e @ exif::Error::PartialResult(_)) => match e.distill_partial_result(|_| {}) {
-            Ok(exif) => Ok(Some(exif)),
-            Err(e) => Err(ProbeError::Corrupt(format!("EXIF: {e}"))),
-        },
+        Ok(exif) => Ok((Some(exif), None)),
+        Err(exif::Error::NotFound(_)) => Ok((None, None)),
+        Err(e @ exif::Error::PartialResult(_)) => {
+            let mut first: Option<String> = None;
+            match e.distill_partial_result(|errs| first = errs.first().map(|e| e.to_string())) {
+                Ok(exif) => Ok((Some(exif), first.map(|e| format!("damaged EXIF: {e}")))),
+                Err(e) => Err(ProbeError::Corrupt(format!("damaged EXIF: {e}"))),
+            }
+        }
         Err(exif::Error::Io(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
             Err(ProbeError::Corrupt("the file ends inside its header (truncated?)".into()))
         }
-        Err(e) => Err(ProbeError::Corrupt(format!("{e}"))),
+        Err(e) => Err(ProbeError::Corrupt(format!("unreadable header: {e}"))),
     }
 }
 

@@ -31,8 +31,12 @@ pub fn probe<R: Read + Seek>(kind: MediaKind, r: &mut R, len: u64) -> Result<Pro
     match kind {
         MediaKind::Heif | MediaKind::Jpeg | MediaKind::Dng => {
             let mut br = BufReader::with_capacity(64 << 10, r);
-            let capture = exif::read(&mut br)?.as_ref().and_then(exif::capture_time);
-            Ok(Probe { capture, content_id: None })
+            let (exif, damage) = exif::read(&mut br)?;
+            let capture = exif.as_ref().and_then(exif::capture_time);
+            match (capture, damage) {
+                (None, Some(damage)) => Err(ProbeError::Corrupt(damage)),
+                (capture, _) => Ok(Probe { capture, content_id: None }),
+            }
         }
         MediaKind::Png => {
             let mut br = BufReader::with_capacity(64 << 10, r);
