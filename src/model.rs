@@ -53,7 +53,8 @@ impl MediaKind {
 }
 
 /// Where a capture time was read from, best first. The order of the variants is the order of trust.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+/// Serialized as its [`DateSource::as_str`] name (`exif:DateTimeOriginal`, …).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum DateSource {
     /// EXIF DateTimeOriginal (+ SubSecTimeOriginal, + OffsetTimeOriginal).
     ExifDateTimeOriginal,
@@ -110,6 +111,12 @@ impl DateSource {
     /// True for dates read from inside the file (as opposed to file-system or archive times).
     pub fn is_embedded(self) -> bool {
         self < DateSource::Companion
+    }
+}
+
+impl Serialize for DateSource {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
     }
 }
 
