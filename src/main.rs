@@ -65,7 +65,7 @@ fn main() -> ExitCode {
                 Err(e) => return fatal(&e.to_string()),
             };
             let opts = OrganizeOptions { inputs, out, layout, dry_run };
-            let progress = Bar::new(!json && std::io::stderr().is_terminal());
+            let progress = Bar::new(!json && std::io::stderr().is_terminal(), !json);
             let report = match photoferry::organize(&opts, &progress) {
                 Ok(r) => r,
                 Err(e) => return fatal(&e.to_string()),
@@ -146,13 +146,15 @@ fn print_human(r: &Report, verbose: bool) {
     }
 }
 
-/// A progress bar on a terminal; silence otherwise (logs stay clean when piped).
+/// A progress bar on a terminal; one plain line per stage otherwise (logs stay readable when
+/// piped); nothing with `--json`.
 struct Bar {
     bar: Option<ProgressBar>,
+    log: bool,
 }
 
 impl Bar {
-    fn new(enabled: bool) -> Self {
+    fn new(enabled: bool, log: bool) -> Self {
         let bar = enabled.then(|| {
             let b = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr_with_hz(10));
             b.set_style(
@@ -162,7 +164,7 @@ impl Bar {
             );
             b
         });
-        Bar { bar }
+        Bar { bar, log: log && !enabled }
     }
 
     fn clear(&self) {
@@ -173,7 +175,13 @@ impl Bar {
 }
 
 impl Progress for Bar {
-    fn start(&self, stage: Stage, items: u64, _bytes: u64) {
+    fn start(&self, stage: Stage, items: u64, bytes: u64) {
+        if self.log {
+            match (items, bytes) {
+                (0, _) => eprintln!("photoferry: {}", stage.label()),
+                (n, b) => eprintln!("photoferry: {}: {n} files, {:.1} MB", stage.label(), b as f64 / 1e6),
+            }
+        }
         if let Some(b) = &self.bar {
             b.set_message(stage.label());
             b.set_length(items);
