@@ -106,6 +106,22 @@ pub fn sync_tree(dir: &Path) -> io::Result<()> {
     Ok(())
 }
 
+/// Ask the kernel to start writing a finished file to disk now, without waiting for it. The
+/// final [`sync_tree`] then finds little left to do: disk writes overlap with reading and
+/// hashing the next files instead of piling up at the end. A no-op off Linux.
+pub fn start_writeback(file: &File) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        // SAFETY: plain syscall on a descriptor `file` keeps open; failure is harmless.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = file;
+}
+
 /// Remove what a killed run left in the temp folder.
 pub fn clear_dir(dir: &Path) -> io::Result<usize> {
     let mut n = 0;

@@ -514,6 +514,9 @@ fn copy_and_hash(src: &Source, staging: Option<&Path>) -> io::Result<Copied> {
             sink.write_all(&buf[..got])?;
             size += got as u64;
         }
+        if let Sink::Named(t) = &sink {
+            fsutil::start_writeback(t.as_file());
+        }
         Ok(Copied::Media(CopiedMedia { sniffed, hash: ContentHash(*hasher.finalize().as_bytes()), size, sink }))
     })
 }
