@@ -151,6 +151,7 @@ fn print_human(r: &Report, verbose: bool) {
 struct Bar {
     bar: Option<ProgressBar>,
     log: bool,
+    started: std::sync::Mutex<Option<(Stage, std::time::Instant)>>,
 }
 
 impl Bar {
@@ -164,7 +165,7 @@ impl Bar {
             );
             b
         });
-        Bar { bar, log: log && !enabled }
+        Bar { bar, log: log && !enabled, started: std::sync::Mutex::new(None) }
     }
 
     fn clear(&self) {
@@ -176,6 +177,9 @@ impl Bar {
 
 impl Progress for Bar {
     fn start(&self, stage: Stage, items: u64, bytes: u64) {
+        if let Ok(mut s) = self.started.lock() {
+            *s = Some((stage, std::time::Instant::now()));
+        }
         if self.log {
             match (items, bytes) {
                 (0, _) => eprintln!("photoferry: {}", stage.label()),
@@ -193,5 +197,10 @@ impl Progress for Bar {
             b.inc(items);
         }
     }
-    fn finish(&self) {}
+    fn finish(&self) {
+        let started = self.started.lock().ok().and_then(|mut s| s.take());
+        if let (true, Some((stage, t))) = (self.log, started) {
+            eprintln!("photoferry: {} done in {:.2} s", stage.label(), t.elapsed().as_secs_f64());
+        }
+    }
 }

@@ -479,9 +479,14 @@ struct CopiedMedia {
     sink: Sink,
 }
 
-/// Read a source once: sniff its head, and for media stream every byte through BLAKE3 into the
-/// sink (a temp file in the state folder; for a dry run, an anonymous temp file when the source
-/// is not seekable, else nothing).
+/// Read a source once: sniff its head, then copy it into the sink while hashing it (a temp file
+/// in the state folder; for a dry run, an anonymous temp file when the source is not seekable,
+/// else nothing).
+///
+/// A plain file copied to a temp file takes the fast path: the kernel copies it
+/// (`copy_file_range`, no trip through user space) and BLAKE3 then hashes the *copy* through a
+/// memory map, so the hash is of exactly the bytes that will be placed. Zip entries stream
+/// through a buffer (their CRC is checked by the zip reader at the end).
 fn copy_and_hash(src: &Source, staging: Option<&Path>) -> io::Result<Copied> {
     src.read_with(|r| {
         let mut head = [0u8; SNIFF_LEN];
@@ -493,32 +498,58 @@ fn copy_and_hash(src: &Source, staging: Option<&Path>) -> io::Result<Copied> {
             _ if n == 0 => return Ok(Copied::Empty),
             _ => {}
         }
-        let mut sink = match (staging, &src.locator) {
-            (Some(dir), _) => Sink::Named(tempfile::Builder::new().prefix(".pf-").tempfile_in(dir)?),
-            (None, Locator::Zip { .. }) => Sink::Anon(tempfile::tempfile()?),
-            (None, Locator::File(_)) => Sink::None,
+        let (hash, size, sink) = match (staging, &src.locator) {
+            (Some(dir), Locator::File(path)) => {
+                let mut tmp = tempfile::Builder::new().prefix(".pf-").tempfile_in(dir)?;
+                let mut file = File::open(path)?;
+                let size = io::copy(&mut file, tmp.as_file_mut())?;
+                let hash = hash_file(tmp.path(), size)?;
+                (hash, size, Sink::Named(tmp))
+            }
+            (None, Locator::File(path)) => {
+                let size = std::fs::metadata(path)?.len();
+                (hash_file(path, size)?, size, Sink::None)
+            }
+            (staging, Locator::Zip { .. }) => {
+                let mut sink = match staging {
+                    Some(dir) => Sink::Named(tempfile::Builder::new().prefix(".pf-").tempfile_in(dir)?),
+                    None => Sink::Anon(tempfile::tempfile()?),
+                };
+                let mut hasher = blake3::Hasher::new();
+                hasher.update(&head[..n]);
+                sink.write_all(&head[..n])?;
+                let mut size = n as u64;
+                let mut buf = vec![0u8; COPY_BUF];
+                loop {
+                    let got = match r.read(&mut buf) {
+                        Ok(0) => break,
+                        Ok(g) => g,
+                        Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                        Err(e) => return Err(e),
+                    };
+                    hasher.update(&buf[..got]);
+                    sink.write_all(&buf[..got])?;
+                    size += got as u64;
+                }
+                (ContentHash(*hasher.finalize().as_bytes()), size, sink)
+            }
         };
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(&head[..n]);
-        sink.write_all(&head[..n])?;
-        let mut size = n as u64;
-        let mut buf = vec![0u8; COPY_BUF];
-        loop {
-            let got = match r.read(&mut buf) {
-                Ok(0) => break,
-                Ok(g) => g,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            hasher.update(&buf[..got]);
-            sink.write_all(&buf[..got])?;
-            size += got as u64;
-        }
         if let Sink::Named(t) = &sink {
             fsutil::start_writeback(t.as_file());
         }
-        Ok(Copied::Media(CopiedMedia { sniffed, hash: ContentHash(*hasher.finalize().as_bytes()), size, sink }))
+        Ok(Copied::Media(CopiedMedia { sniffed, hash, size, sink }))
     })
+}
+
+/// BLAKE3 of a file through a memory map (large files are hashed on several cores).
+fn hash_file(path: &Path, size: u64) -> io::Result<ContentHash> {
+    let mut h = blake3::Hasher::new();
+    if size >= 16 << 20 {
+        h.update_mmap_rayon(path)?;
+    } else {
+        h.update_mmap(path)?;
+    }
+    Ok(ContentHash(*h.finalize().as_bytes()))
 }
 
 fn read_full(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
@@ -863,4 +894,24 @@ fn run_record(
         }
     }
     rec
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suffix_parsing() {
+        assert_eq!(suffix_of("IMG_0009.JPG"), 1);
+        assert_eq!(suffix_of("IMG_0009 (2).JPG"), 2);
+        assert_eq!(suffix_of("IMG_0009 (12)"), 12);
+        assert_eq!(suffix_of("Trip (day two).JPG"), 1);
+    }
+
+    #[test]
+    fn sidecar_stems_cover_the_original_adjustment_name() {
+        assert_eq!(sidecar_stems("IMG_1234"), vec!["img_1234"]);
+        assert_eq!(sidecar_stems("IMG_O1234"), vec!["img_o1234", "img_1234"]);
+        assert_eq!(sidecar_stems("photo_old"), vec!["photo_old"]);
+    }
 }

@@ -293,3 +293,36 @@ fn layout_template_is_honoured_and_validated() {
     assert_eq!(code, 2);
     assert!(stderr.contains("invalid --layout"), "{stderr}");
 }
+
+#[test]
+fn organizing_a_folder_into_a_subfolder_of_itself_never_reads_its_own_output() {
+    let t = tempfile::tempdir().unwrap();
+    let pics = t.path().join("Pictures");
+    std::fs::create_dir_all(&pics).unwrap();
+    std::fs::write(pics.join("IMG_0001.JPG"), gen::jpeg(1, Some("2020:01:01 10:00:00"), None)).unwrap();
+    let out = pics.join("organized");
+    let (pics_s, out_s) = (pics.to_string_lossy().into_owned(), out.to_string_lossy().into_owned());
+    for round in 0..2 {
+        let (code, stdout, stderr) = run(&["organize", &pics_s, "--out", &out_s, "--json"], None);
+        assert_eq!(code, 0, "{stderr}");
+        let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+        assert_eq!(v["totals"]["found"], 1, "round {round}: {}", v["totals"]);
+        assert_eq!(v["totals"]["written"], if round == 0 { 1 } else { 0 });
+    }
+    assert_eq!(paths(&out), vec!["2020/IMG_0001.JPG".to_string()]);
+}
+
+#[test]
+fn the_same_input_twice_is_read_once() {
+    let t = tempfile::tempdir().unwrap();
+    let inp = t.path().join("in");
+    std::fs::create_dir_all(&inp).unwrap();
+    std::fs::write(inp.join("IMG_0001.JPG"), gen::jpeg(1, Some("2020:01:01 10:00:00"), None)).unwrap();
+    let out = t.path().join("out");
+    let (inp_s, out_s) = (inp.to_string_lossy().into_owned(), out.to_string_lossy().into_owned());
+    let (code, stdout, _) = run(&["organize", &inp_s, &inp_s, "--out", &out_s, "--json"], None);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["totals"]["found"], 1);
+    assert_eq!(v["totals"]["duplicates"], 0);
+}
