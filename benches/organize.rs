@@ -49,9 +49,9 @@ fn main() {
     sh(&format!("find {} -type f -print0 | xargs -0 cat > /dev/null", q(&lib)));
     sh("sync");
 
-    // Three rounds, alternating contenders, so a slow moment of the disk hits all of them;
+    // Several rounds (default 5), alternating contenders, so a slow moment of the disk hits all of them;
     // each row reports the median round.
-    let rounds: usize = std::env::var("PHOTOFERRY_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(3);
+    let rounds: usize = std::env::var("PHOTOFERRY_BENCH_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(5);
     let mut samples: Vec<(String, Vec<(f64, Option<u64>)>)> = Vec::new();
     let mut record = |r: (String, f64, Option<u64>)| match samples.iter_mut().find(|s| s.0 == r.0) {
         Some(s) => s.1.push((r.1, r.2)),
@@ -71,6 +71,13 @@ fn main() {
         record(timed(
             "photoferry organize",
             &format!("{} organize {} --out {} > {}", q(&pf), q(&lib), q(&out_pf), q(&work.join("organize.log"))),
+        ));
+        sh("sync");
+        let _ = std::fs::remove_dir_all(&out_pf);
+        sh("sync");
+        record(timed(
+            "photoferry organize --no-sync",
+            &format!("{} organize --no-sync {} --out {} > /dev/null", q(&pf), q(&lib), q(&out_pf)),
         ));
         sh("sync");
         record(timed(
@@ -105,6 +112,7 @@ fn main() {
 
     let t = |name: &str| rows.iter().find(|r| r.0 == name).map(|r| r.1);
     let (cp, cp_sync, pf_t, et) = (t("cp -r"), t("cp -r && sync"), t("photoferry organize"), t("exiftool date sort"));
+    let pf_nosync = t("photoferry organize --no-sync");
     let machine = machine();
     let mut report = String::new();
     report += &format!(
@@ -126,6 +134,9 @@ fn main() {
     report += "\n";
     if let (Some(pf_t), Some(cp)) = (pf_t, cp) {
         report += &format!("- photoferry / `cp -r`: **{:.2}×** wall time (target ≤ 1.3×)\n", pf_t / cp);
+    }
+    if let (Some(pfn), Some(cp)) = (pf_nosync, cp) {
+        report += &format!("- photoferry --no-sync / `cp -r`: **{:.2}×** wall time (neither waits for the disk)\n", pfn / cp);
     }
     if let (Some(pf_t), Some(cps)) = (pf_t, cp_sync) {
         report += &format!("- photoferry / `cp -r && sync`: **{:.2}×** wall time (both durable on return)\n", pf_t / cps);
@@ -196,6 +207,10 @@ fn walk_count(dir: &Path) -> usize {
 
 fn sh(cmd: &str) {
     let _ = Command::new("sh").arg("-c").arg(cmd).status();
+    if cmd == "sync" {
+        // Let the disk settle after a big flush or delete before the next contender starts.
+        std::thread::sleep(std::time::Duration::from_secs(2));
+    }
 }
 
 fn q(p: &Path) -> String {

@@ -50,6 +50,10 @@ enum Command {
         /// Also list every skipped file with its reason.
         #[arg(long, short)]
         verbose: bool,
+        /// Don't wait for the disk before reporting success (faster on slow disks; a power cut
+        /// right after the run can then lose files reported as written).
+        #[arg(long)]
+        no_sync: bool,
     },
 }
 
@@ -59,12 +63,12 @@ fn main() -> ExitCode {
         let _ = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global();
     }
     match cli.command {
-        Command::Organize { inputs, out, layout, dry_run, json, verbose } => {
+        Command::Organize { inputs, out, layout, dry_run, json, verbose, no_sync } => {
             let layout = match Layout::parse(&layout) {
                 Ok(l) => l,
                 Err(e) => return fatal(&e.to_string()),
             };
-            let opts = OrganizeOptions { inputs, out, layout, dry_run };
+            let opts = OrganizeOptions { inputs, out, layout, dry_run, sync: !no_sync };
             let progress = Bar::new(!json && std::io::stderr().is_terminal(), !json);
             let report = match photoferry::organize(&opts, &progress) {
                 Ok(r) => r,

@@ -15,6 +15,10 @@ pub struct OrganizeOptions {
     pub layout: Layout,
     /// Plan only: read and hash, print what would happen, write nothing. Default: false.
     pub dry_run: bool,
+    /// Flush written files to disk before recording them and reporting success. Turning it off
+    /// is faster on slow disks, but a power cut soon after the run can lose files the summary
+    /// called written. Default: true.
+    pub sync: bool,
 }
 
 impl OrganizeOptions {
@@ -24,6 +28,7 @@ impl OrganizeOptions {
             out,
             layout: Layout::parse(DEFAULT_LAYOUT).expect("the default layout is valid"),
             dry_run: false,
+            sync: true,
         }
     }
 }

@@ -184,11 +184,12 @@ pub fn organize(opts: &OrganizeOptions, progress: &dyn Progress) -> Result<Repor
     let total_bytes: u64 = sources.iter().map(|s| s.size).sum();
     progress.start(Stage::Read, sources.len() as u64, total_bytes);
     let staging = (!opts.dry_run).then_some(tmp_dir.as_path());
+    let writeback = opts.sync;
     let resolved: Vec<Resolved> = sources
         .par_iter()
         .map(|src| {
             let cached = cache.get(&(src.input.to_string_lossy().into_owned(), src.inner.clone()));
-            let r = resolve(src, cached, staging);
+            let r = resolve(src, cached, staging, writeback);
             progress.advance(1, src.size);
             r
         })
@@ -356,7 +357,9 @@ pub fn organize(opts: &OrganizeOptions, progress: &dyn Progress) -> Result<Repor
     // Record.
     if let (Some(m), Some(run_id)) = (manifest.as_mut(), run_id) {
         progress.start(Stage::Record, 0, 0);
-        fsutil::sync_tree(&out).map_err(|e| Error::io(&out, e))?;
+        if opts.sync {
+            fsutil::sync_tree(&out).map_err(|e| Error::io(&out, e))?;
+        }
         let rec = run_record(&sources, &media, &assets, &report.plan, &asset_by_dest, &failed_dests);
         let summary = serde_json::to_string(&SummaryOnly { years: &report.years, totals: &report.totals })
             .unwrap_or_default();
@@ -394,7 +397,7 @@ fn media_temps(media: &mut [Option<Media>]) -> Vec<TempPath> {
 }
 
 /// Read stage for one source.
-fn resolve(src: &Source, cached: Option<&CachedSource>, staging: Option<&Path>) -> Resolved {
+fn resolve(src: &Source, cached: Option<&CachedSource>, staging: Option<&Path>, writeback: bool) -> Resolved {
     if let Some(c) = cached.filter(|c| c.fingerprint == src.fingerprint) {
         return Resolved::Media(Media {
             hash: c.hash,
@@ -414,7 +417,7 @@ fn resolve(src: &Source, cached: Option<&CachedSource>, staging: Option<&Path>) 
             year: src.mtime.map(|m| m.year()),
         })
     };
-    let copied = match copy_and_hash(src, staging) {
+    let copied = match copy_and_hash(src, staging, writeback) {
         Ok(Copied::NotMedia(why)) => return Resolved::Skipped(why),
         Ok(Copied::Empty) => return fail(FileErrorKind::Corrupt, "the file is empty (0 bytes)".into()),
         Ok(Copied::Media(c)) => c,
@@ -487,7 +490,7 @@ struct CopiedMedia {
 /// (`copy_file_range`, no trip through user space) and BLAKE3 then hashes the *copy* through a
 /// memory map, so the hash is of exactly the bytes that will be placed. Zip entries stream
 /// through a buffer (their CRC is checked by the zip reader at the end).
-fn copy_and_hash(src: &Source, staging: Option<&Path>) -> io::Result<Copied> {
+fn copy_and_hash(src: &Source, staging: Option<&Path>, writeback: bool) -> io::Result<Copied> {
     src.read_with(|r| {
         let mut head = [0u8; SNIFF_LEN];
         let n = read_full(r, &mut head)?;
@@ -534,7 +537,7 @@ fn copy_and_hash(src: &Source, staging: Option<&Path>) -> io::Result<Copied> {
                 (ContentHash(*hasher.finalize().as_bytes()), size, sink)
             }
         };
-        if let Sink::Named(t) = &sink {
+        if let (Sink::Named(t), true) = (&sink, writeback) {
             fsutil::start_writeback(t.as_file());
         }
         Ok(Copied::Media(CopiedMedia { sniffed, hash, size, sink }))
