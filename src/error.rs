@@ -46,6 +46,9 @@ pub enum FileErrorKind {
     Corrupt,
     /// Writing to the output folder failed.
     Write,
+    /// A catalog CSV (or a row or date in it) could not be used. A warning: the run goes on
+    /// without it and the exit code is not affected.
+    Catalog,
 }
 
 /// One problem with one file. `location` names the input and, for archives, the entry.

@@ -1,4 +1,5 @@
-//! The destination layout template: `{year}/{name}` by default. Tokens: `{year}`, `{month}`,
+//! The destination layout template: `{year}/{album}/{name}` by default (an asset in no album
+//! lands in `{year}/{name}`). Tokens: `{year}`, `{month}`,
 //! `{day}`, `{album}`, `{name}`, `{stem}`, `{ext}`, `{kind}`. A segment that renders empty (an
 //! asset in no album under `{year}/{album}/{name}`) is dropped. Every rendered segment is made
 //! safe with [`crate::names::safe_component`], so a template can never climb out of the output
@@ -9,7 +10,7 @@ use chrono::Datelike;
 use crate::error::Error;
 use crate::names::{safe_component, split_ext};
 
-pub const DEFAULT_LAYOUT: &str = "{year}/{name}";
+pub const DEFAULT_LAYOUT: &str = "{year}/{album}/{name}";
 const TOKENS: [&str; 8] = ["year", "month", "day", "album", "name", "stem", "ext", "kind"];
 
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,6 +6,7 @@
 //! collect per-file problems ([`error::FileError`]); only the binary turns them into messages
 //! and exit codes.
 
+pub mod catalog;
 pub mod error;
 pub mod fsutil;
 pub mod layout;
@@ -14,11 +15,19 @@ pub mod model;
 pub mod names;
 pub mod options;
 pub mod organize;
+pub mod pair;
+pub mod plan;
 pub mod probe;
 pub mod progress;
+pub mod read;
 pub mod sniff;
 pub mod source;
 
 pub use error::{Error, FileError, Result};
 pub use options::OrganizeOptions;
 pub use organize::{organize, Report};
+
+/// The fixture builders (`fixtures/gen.rs`), shared with the unit tests.
+#[cfg(test)]
+#[path = "../fixtures/gen.rs"]
+pub(crate) mod test_fixtures;

@@ -54,6 +54,35 @@ enum Command {
         /// right after the run can then lose files reported as written).
         #[arg(long)]
         no_sync: bool,
+        /// Name the album of an input that carries none (a browser zip, a plain folder):
+        /// --album "Trip 2023=~/Downloads/iCloud Photos.zip". Repeatable. The name is what comes
+        /// before the first '='.
+        #[arg(long, value_name = "NAME=INPUT")]
+        album: Vec<String>,
+        /// Place each photo once, in its first album (alphabetically), instead of once per album.
+        #[arg(long)]
+        once: bool,
+        /// Drop edited renders (IMG_E1234.*) and .AAE sidecars instead of keeping them beside
+        /// their photo.
+        #[arg(long)]
+        no_edits: bool,
+        /// Keep items from an export's "Recently Deleted" folder.
+        #[arg(long)]
+        include_deleted: bool,
+        /// With --dry-run: also print, for every file, how its date, pair, album and name were
+        /// decided.
+        #[arg(long)]
+        explain: bool,
+    },
+    /// Explain one file of an organized folder: where it came from, which date was chosen and
+    /// why, its Live Photo pair, its albums, where it went — or why it was skipped.
+    Explain {
+        /// The organized folder (its .photoferry/manifest.sqlite is read).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// A file name (IMG_0001.HEIC), a path inside DIR (2021/IMG_0001.HEIC) or an input path.
+        #[arg(value_name = "NAME-or-PATH")]
+        what: String,
     },
 }
 
@@ -63,12 +92,45 @@ fn main() -> ExitCode {
         let _ = rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global();
     }
     match cli.command {
-        Command::Organize { inputs, out, layout, dry_run, json, verbose, no_sync } => {
+        Command::Explain { dir, what } => explain(&dir, &what),
+        Command::Organize {
+            inputs,
+            out,
+            layout,
+            dry_run,
+            json,
+            verbose,
+            no_sync,
+            album,
+            once,
+            no_edits,
+            include_deleted,
+            explain,
+        } => {
             let layout = match Layout::parse(&layout) {
                 Ok(l) => l,
                 Err(e) => return fatal(&e.to_string()),
             };
-            let opts = OrganizeOptions { inputs, out, layout, dry_run, sync: !no_sync };
+            let mut albums = Vec::new();
+            for a in album {
+                match a.split_once('=') {
+                    Some((name, input)) if !name.trim().is_empty() && !input.is_empty() => {
+                        albums.push((PathBuf::from(input), name.trim().to_string()))
+                    }
+                    _ => return fatal(&format!("--album '{a}': expected NAME=INPUT")),
+                }
+            }
+            let opts = OrganizeOptions {
+                inputs,
+                out,
+                layout,
+                dry_run,
+                sync: !no_sync,
+                include_deleted,
+                once,
+                keep_edits: !no_edits,
+                albums,
+            };
             let progress = Bar::new(!json && std::io::stderr().is_terminal(), !json);
             let report = match photoferry::organize(&opts, &progress) {
                 Ok(r) => r,
@@ -80,7 +142,7 @@ fn main() -> ExitCode {
                 let _ = serde_json::to_writer_pretty(&mut stdout, &report);
                 let _ = writeln!(stdout);
             } else {
-                print_human(&report, verbose);
+                print_human(&report, verbose, explain);
             }
             if report.has_errors() {
                 ExitCode::from(1)
@@ -96,7 +158,43 @@ fn fatal(msg: &str) -> ExitCode {
     ExitCode::from(2)
 }
 
-fn print_human(r: &Report, verbose: bool) {
+fn explain(dir: &std::path::Path, what: &str) -> ExitCode {
+    let state = photoferry::fsutil::state_dir(dir);
+    let m = match photoferry::manifest::Manifest::open_read_only(&state) {
+        Ok(Some(m)) => m,
+        Ok(None) => return fatal(&format!("{} has no manifest: run photoferry organize ... --out {} first", dir.display(), dir.display())),
+        Err(e) => return fatal(&e.to_string()),
+    };
+    let (found, skipped) = match m.explain(what) {
+        Ok(v) => v,
+        Err(e) => return fatal(&e.to_string()),
+    };
+    let mut o = std::io::stdout().lock();
+    for f in &found {
+        let _ = writeln!(o, "{}", f.path);
+        let _ = writeln!(o, "  content  {} {} (BLAKE3 {})", f.kind, f.role.as_deref().unwrap_or(""), &f.blake3[..16]);
+        let _ = writeln!(o, "  taken    {} ({})", f.capture_time.as_deref().unwrap_or("unknown"), f.date_source);
+        if let Some(a) = &f.album {
+            let _ = writeln!(o, "  album    {a}");
+        }
+        for s in &f.sources {
+            let _ = writeln!(o, "  from     {s}");
+        }
+        for w in f.why.lines() {
+            let _ = writeln!(o, "  why      {w}");
+        }
+    }
+    for (input, inner, reason) in &skipped {
+        let _ = writeln!(o, "{input}: {inner}\n  skipped  {reason}");
+    }
+    if found.is_empty() && skipped.is_empty() {
+        let _ = writeln!(o, "nothing in {} matches '{what}'", dir.display());
+        return ExitCode::from(1);
+    }
+    ExitCode::SUCCESS
+}
+
+fn print_human(r: &Report, verbose: bool, explain: bool) {
     let mut o = std::io::stdout().lock();
     if r.dry_run {
         let _ = writeln!(o, "Plan for {} (dry run: nothing is written)", r.out.display());
@@ -113,6 +211,11 @@ fn print_human(r: &Report, verbose: bool) {
             let _ = writeln!(o, "{verb} {}  <- {}  [{date}]", p.dest, p.sources[0]);
             for dup in &p.sources[1..] {
                 let _ = writeln!(o, "        (same bytes: {dup})");
+            }
+            if explain {
+                for w in &p.why {
+                    let _ = writeln!(o, "        why: {w}");
+                }
             }
         }
         let _ = writeln!(o);
@@ -139,9 +242,12 @@ fn print_human(r: &Report, verbose: bool) {
         }
     }
     if t.skipped > 0 && !verbose {
-        let _ = writeln!(o, "{} non-media files skipped (CSV, JSON, system files…); --verbose lists them.", t.skipped);
+        let _ = writeln!(o, "{} files skipped (not media: CSV, JSON, system files; or Recently Deleted); --verbose lists them.", t.skipped);
     }
     drop(o);
+    for w in &r.warnings {
+        eprintln!("warning: {w}");
+    }
     for e in &r.errors {
         eprintln!("error: {e}");
     }

@@ -27,6 +27,10 @@ CREATE TABLE IF NOT EXISTS assets (
     capture_time  TEXT,                    -- wall clock where taken, ISO 8601, offset when known
     capture_unix  INTEGER,                 -- seconds since 1970 (wall clock taken as UTC if no offset)
     date_source   TEXT NOT NULL,           -- exif:DateTimeOriginal, quicktime:creationdate, ..., file:mtime
+    favorite      INTEGER NOT NULL DEFAULT 0, -- privacy-export CSV flag
+    hidden        INTEGER NOT NULL DEFAULT 0, -- privacy-export CSV flag
+    albums        TEXT,                    -- JSON array of album names
+    memories      TEXT,                    -- JSON array of memory names
     first_run     INTEGER REFERENCES runs(id)
 );
 CREATE TABLE IF NOT EXISTS files (
@@ -35,7 +39,10 @@ CREATE TABLE IF NOT EXISTS files (
     blake3        TEXT NOT NULL REFERENCES assets(blake3),
     companion_of  TEXT,                    -- for an .AAE sidecar: blake3 of its photo
     run_id        INTEGER REFERENCES runs(id),
-    adopted       INTEGER NOT NULL DEFAULT 0 -- 1: found already in DIR with identical bytes
+    adopted       INTEGER NOT NULL DEFAULT 0, -- 1: found already in DIR with identical bytes
+    album         TEXT,                    -- the album folder this copy stands for (NULL: none)
+    role          TEXT,                    -- live-video, edit, sidecar (NULL: a photo or video of its own)
+    why           TEXT                     -- how the date, pair, album and name were decided (photoferry explain)
 );
 CREATE INDEX IF NOT EXISTS files_by_hash ON files(blake3);
 CREATE TABLE IF NOT EXISTS sources (
@@ -49,11 +56,19 @@ CREATE TABLE IF NOT EXISTS sources (
     capture_offset INTEGER,                -- its UTC offset in seconds (NULL: unknown)
     date_source   TEXT,                    -- where that date came from
     content_id    TEXT,                    -- Apple Live Photo content identifier, when present
+    duration_s    REAL,                    -- a video's duration in seconds
     problem       TEXT,                    -- why the header could not be read (file kept as is)
     last_run      INTEGER REFERENCES runs(id),
     PRIMARY KEY (input, inner_path)
 );
 CREATE INDEX IF NOT EXISTS sources_by_hash ON sources(blake3);
+CREATE TABLE IF NOT EXISTS skipped (
+    input         TEXT NOT NULL,
+    inner_path    TEXT NOT NULL,
+    reason        TEXT NOT NULL,
+    run_id        INTEGER REFERENCES runs(id),
+    PRIMARY KEY (input, inner_path)
+);
 "#;
 
 /// What a previous run learnt about one source.
@@ -65,6 +80,7 @@ pub struct CachedSource {
     pub kind: MediaKind,
     pub capture: Option<CaptureTime>,
     pub content_id: Option<String>,
+    pub duration_secs: Option<f64>,
     pub problem: Option<String>,
 }
 
@@ -81,7 +97,9 @@ pub struct FileRow {
 pub struct RunRecord {
     pub sources: Vec<(String, String, CachedSource)>,
     pub assets: Vec<AssetRow>,
-    pub files: Vec<(FileRow, bool)>,
+    pub files: Vec<PlacedRow>,
+    /// (input, inner path, reason)
+    pub skipped: Vec<(String, String, String)>,
 }
 
 pub struct AssetRow {
@@ -91,6 +109,33 @@ pub struct AssetRow {
     pub capture: Option<CaptureTime>,
     /// None: no date at all (the file lands in `undated/`).
     pub date_source: Option<DateSource>,
+    pub favorite: bool,
+    pub hidden: bool,
+    pub albums: Vec<String>,
+    pub memories: Vec<String>,
+}
+
+/// A file written or adopted by this run.
+pub struct PlacedRow {
+    pub file: FileRow,
+    pub adopted: bool,
+    pub album: Option<String>,
+    pub role: Option<&'static str>,
+    pub why: String,
+}
+
+/// What `explain` shows for one placed file.
+#[derive(Debug, Clone)]
+pub struct Explained {
+    pub path: String,
+    pub blake3: String,
+    pub kind: String,
+    pub capture_time: Option<String>,
+    pub date_source: String,
+    pub album: Option<String>,
+    pub role: Option<String>,
+    pub why: String,
+    pub sources: Vec<String>,
 }
 
 pub struct Manifest {
@@ -150,7 +195,7 @@ impl Manifest {
             .conn
             .prepare(
                 "SELECT input, inner_path, fingerprint, blake3, size, kind, capture_time, capture_offset,
-                        date_source, content_id, problem FROM sources",
+                        date_source, content_id, problem, duration_s FROM sources",
             )
             .map_err(|e| db(&self.path, e))?;
         let rows = stmt
@@ -168,14 +213,16 @@ impl Manifest {
                     capture,
                     r.get::<_, Option<String>>(9)?,
                     r.get::<_, Option<String>>(10)?,
+                    r.get::<_, Option<f64>>(11)?,
                 ))
             })
             .map_err(|e| db(&self.path, e))?;
         let mut out = HashMap::new();
         for row in rows {
-            let (key, fingerprint, hash, size, kind, capture, content_id, problem) = row.map_err(|e| db(&self.path, e))?;
+            let (key, fingerprint, hash, size, kind, capture, content_id, problem, duration_secs) =
+                row.map_err(|e| db(&self.path, e))?;
             let (Some(hash), Some(kind)) = (ContentHash::from_hex(&hash), MediaKind::parse(&kind)) else { continue };
-            out.insert(key, CachedSource { fingerprint, hash, size: size as u64, kind, capture, content_id, problem });
+            out.insert(key, CachedSource { fingerprint, hash, size: size as u64, kind, capture, content_id, duration_secs, problem });
         }
         Ok(out)
     }
@@ -201,10 +248,13 @@ impl Manifest {
         {
             let mut asset = tx
                 .prepare(
-                    "INSERT INTO assets(blake3, size, kind, capture_time, capture_unix, date_source, first_run)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
+                    "INSERT INTO assets(blake3, size, kind, capture_time, capture_unix, date_source, first_run,
+                        favorite, hidden, albums, memories)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)
                      ON CONFLICT(blake3) DO UPDATE SET capture_time = excluded.capture_time,
-                        capture_unix = excluded.capture_unix, date_source = excluded.date_source",
+                        capture_unix = excluded.capture_unix, date_source = excluded.date_source,
+                        favorite = excluded.favorite, hidden = excluded.hidden, albums = excluded.albums,
+                        memories = excluded.memories",
                 )
                 .map_err(|e| db(&path, e))?;
             for a in &rec.assets {
@@ -216,37 +266,54 @@ impl Manifest {
                         a.capture.map(|c| c.to_iso()),
                         a.capture.map(|c| c.unix_seconds()),
                         a.date_source.map(|d| d.as_str()).unwrap_or("none"),
-                        run_id
+                        run_id,
+                        a.favorite as i64,
+                        a.hidden as i64,
+                        serde_json::to_string(&a.albums).unwrap_or_default(),
+                        serde_json::to_string(&a.memories).unwrap_or_default()
                     ])
                     .map_err(|e| db(&path, e))?;
             }
             let mut file = tx
                 .prepare(
-                    "INSERT INTO files(path, path_key, blake3, companion_of, run_id, adopted)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT(path) DO NOTHING",
+                    "INSERT INTO files(path, path_key, blake3, companion_of, run_id, adopted, album, role, why)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(path) DO NOTHING",
                 )
                 .map_err(|e| db(&path, e))?;
-            for (f, adopted) in &rec.files {
+            for p in &rec.files {
+                let f = &p.file;
                 file.execute(params![
                     f.path,
                     crate::names::collision_key(&f.path),
                     f.hash.to_hex(),
                     f.companion_of.map(|h| h.to_hex()),
                     run_id,
-                    *adopted as i64
+                    p.adopted as i64,
+                    p.album,
+                    p.role,
+                    p.why
                 ])
                 .map_err(|e| db(&path, e))?;
+            }
+            let mut skip = tx
+                .prepare(
+                    "INSERT INTO skipped(input, inner_path, reason, run_id) VALUES (?1, ?2, ?3, ?4)
+                     ON CONFLICT(input, inner_path) DO UPDATE SET reason = excluded.reason, run_id = excluded.run_id",
+                )
+                .map_err(|e| db(&path, e))?;
+            for (input, inner, reason) in &rec.skipped {
+                skip.execute(params![input, inner, reason, run_id]).map_err(|e| db(&path, e))?;
             }
             let mut src = tx
                 .prepare(
                     "INSERT INTO sources(input, inner_path, fingerprint, blake3, size, kind, capture_time,
-                        capture_offset, date_source, content_id, problem, last_run)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)
+                        capture_offset, date_source, content_id, problem, last_run, duration_s)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)
                      ON CONFLICT(input, inner_path) DO UPDATE SET fingerprint = excluded.fingerprint,
                         blake3 = excluded.blake3, size = excluded.size, kind = excluded.kind,
                         capture_time = excluded.capture_time, capture_offset = excluded.capture_offset,
                         date_source = excluded.date_source, content_id = excluded.content_id,
-                        problem = excluded.problem, last_run = excluded.last_run",
+                        problem = excluded.problem, last_run = excluded.last_run, duration_s = excluded.duration_s",
                 )
                 .map_err(|e| db(&path, e))?;
             for (input, inner, s) in &rec.sources {
@@ -262,7 +329,8 @@ impl Manifest {
                     s.capture.map(|c| c.source.as_str()),
                     s.content_id,
                     s.problem,
-                    run_id
+                    run_id,
+                    s.duration_secs
                 ])
                 .map_err(|e| db(&path, e))?;
             }
@@ -273,6 +341,65 @@ impl Manifest {
             .map_err(|e| db(&path, e))?;
         }
         tx.commit().map_err(|e| db(&path, e))
+    }
+
+    /// Placed files whose path, file name or source path matches `needle` (case-insensitive;
+    /// a file name matches any folder), and skipped sources matching it.
+    pub fn explain(&self, needle: &str) -> Result<(Vec<Explained>, Vec<(String, String, String)>)> {
+        let key = crate::names::collision_key(needle.trim_start_matches("./"));
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT f.path, f.blake3, a.kind, a.capture_time, a.date_source, f.album, f.role, f.why
+                 FROM files f JOIN assets a USING (blake3)
+                 WHERE f.path_key = ?1 OR f.path_key LIKE '%/' || ?1
+                    OR f.blake3 IN (SELECT blake3 FROM sources WHERE lower(inner_path) = ?1
+                                    OR lower(inner_path) LIKE '%/' || ?1 OR lower(input) = ?1)
+                 ORDER BY f.path",
+            )
+            .map_err(|e| db(&self.path, e))?;
+        let rows = stmt
+            .query_map([&key], |r| {
+                Ok(Explained {
+                    path: r.get(0)?,
+                    blake3: r.get(1)?,
+                    kind: r.get(2)?,
+                    capture_time: r.get(3)?,
+                    date_source: r.get(4)?,
+                    album: r.get(5)?,
+                    role: r.get(6)?,
+                    why: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
+                    sources: Vec::new(),
+                })
+            })
+            .map_err(|e| db(&self.path, e))?;
+        let mut found: Vec<Explained> = rows.collect::<std::result::Result<_, _>>().map_err(|e| db(&self.path, e))?;
+        let mut src = self
+            .conn
+            .prepare("SELECT input, inner_path FROM sources WHERE blake3 = ?1 ORDER BY input, inner_path")
+            .map_err(|e| db(&self.path, e))?;
+        for e in &mut found {
+            let rows = src
+                .query_map([&e.blake3], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(|e| db(&self.path, e))?;
+            for row in rows {
+                let (input, inner) = row.map_err(|e| db(&self.path, e))?;
+                e.sources.push(if inner.is_empty() { input } else { format!("{input}: {inner}") });
+            }
+        }
+        let mut sk = self
+            .conn
+            .prepare(
+                "SELECT input, inner_path, reason FROM skipped
+                 WHERE lower(inner_path) = ?1 OR lower(inner_path) LIKE '%/' || ?1 ORDER BY 1, 2",
+            )
+            .map_err(|e| db(&self.path, e))?;
+        let skipped = sk
+            .query_map([&key], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(|e| db(&self.path, e))?
+            .collect::<std::result::Result<_, _>>()
+            .map_err(|e| db(&self.path, e))?;
+        Ok((found, skipped))
     }
 
     /// For tests and `verify`: one scalar query.
@@ -313,12 +440,30 @@ mod tests {
             kind: MediaKind::Heif,
             capture: Some(CaptureTime::new(local, Some(28800), DateSource::ExifDateTimeOriginal)),
             content_id: Some("UUID".into()),
+            duration_secs: Some(2.5),
             problem: None,
         };
         let rec = RunRecord {
             sources: vec![("/in".into(), "a.heic".into(), cached.clone())],
-            assets: vec![AssetRow { hash, size: 5, kind: MediaKind::Heif, capture: cached.capture, date_source: Some(DateSource::ExifDateTimeOriginal) }],
-            files: vec![(FileRow { path: "2022/a.heic".into(), hash, companion_of: None }, false)],
+            assets: vec![AssetRow {
+                hash,
+                size: 5,
+                kind: MediaKind::Heif,
+                capture: cached.capture,
+                date_source: Some(DateSource::ExifDateTimeOriginal),
+                favorite: true,
+                hidden: false,
+                albums: vec!["Trip".into()],
+                memories: vec![],
+            }],
+            files: vec![PlacedRow {
+                file: FileRow { path: "2022/a.heic".into(), hash, companion_of: None },
+                adopted: false,
+                album: None,
+                role: None,
+                why: "date: exif".into(),
+            }],
+            skipped: vec![("/in".into(), "Photo Details.csv".into(), "a CSV file".into())],
         };
         m.record(run, &rec, "{}").unwrap();
         drop(m);
@@ -327,6 +472,12 @@ mod tests {
         assert_eq!(loaded[&("/in".to_string(), "a.heic".to_string())], cached);
         assert_eq!(m.load_files().unwrap(), vec![FileRow { path: "2022/a.heic".into(), hash, companion_of: None }]);
         assert_eq!(m.count("SELECT count(*) FROM runs WHERE finished_at IS NOT NULL").unwrap(), 1);
+        let (found, skipped) = m.explain("A.HEIC").unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].why, "date: exif");
+        assert_eq!(found[0].sources, vec!["/in: a.heic".to_string()]);
+        assert_eq!(m.explain("photo details.csv").unwrap().1.len(), 1);
+        assert!(skipped.is_empty());
     }
 
     #[test]

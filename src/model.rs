@@ -68,6 +68,9 @@ pub enum DateSource {
     QuickTimeMvhd,
     /// EXIF DateTime (0x0132, "ModifyDate"): the last resort inside the file.
     ExifDateTime,
+    /// The privacy export's `Photo Details.csv` `originalCreationDate` (GMT, minute precision,
+    /// sometimes the upload date): better than a file time, worse than anything embedded.
+    CsvOriginalCreationDate,
     /// Its photo's date (an `.AAE` sidecar has no date of its own).
     Companion,
     /// The zip entry's modification time (extended timestamp = UTC; else DOS time, zone unknown).
@@ -85,6 +88,7 @@ impl DateSource {
             DateSource::QuickTimeCreationDate => "quicktime:creationdate",
             DateSource::QuickTimeMvhd => "quicktime:mvhd",
             DateSource::ExifDateTime => "exif:DateTime",
+            DateSource::CsvOriginalCreationDate => "csv:originalCreationDate",
             DateSource::Companion => "companion",
             DateSource::ZipEntryMtime => "zip:mtime",
             DateSource::FileMtime => "file:mtime",
@@ -100,6 +104,7 @@ impl DateSource {
             QuickTimeCreationDate,
             QuickTimeMvhd,
             ExifDateTime,
+            CsvOriginalCreationDate,
             Companion,
             ZipEntryMtime,
             FileMtime,
@@ -108,9 +113,10 @@ impl DateSource {
         .find(|d| d.as_str() == s)
     }
 
-    /// True for dates read from inside the file (as opposed to file-system or archive times).
+    /// True for dates read from inside the file (as opposed to catalogs, file-system or
+    /// archive times).
     pub fn is_embedded(self) -> bool {
-        self < DateSource::Companion
+        self < DateSource::CsvOriginalCreationDate
     }
 }
 

@@ -19,6 +19,15 @@ pub struct OrganizeOptions {
     /// is faster on slow disks, but a power cut soon after the run can lose files the summary
     /// called written. Default: true.
     pub sync: bool,
+    /// Keep items from an export's `Recently Deleted/` (and rows flagged deleted). Default: false.
+    pub include_deleted: bool,
+    /// Place each asset once, in its first album folder, instead of once per album. Default: false.
+    pub once: bool,
+    /// Keep edited renders (`IMG_E1234.*`) and `.AAE` sidecars next to their photo. Default: true.
+    pub keep_edits: bool,
+    /// Album names for inputs that carry none (browser zips, plain folders): (input path, album).
+    /// Default: none.
+    pub albums: Vec<(PathBuf, String)>,
 }
 
 impl OrganizeOptions {
@@ -29,6 +38,10 @@ impl OrganizeOptions {
             layout: Layout::parse(DEFAULT_LAYOUT).expect("the default layout is valid"),
             dry_run: false,
             sync: true,
+            include_deleted: false,
+            once: false,
+            keep_edits: true,
+            albums: Vec::new(),
         }
     }
 }

@@ -53,6 +53,43 @@ pub fn capture_time(exif: &Exif) -> Option<CaptureTime> {
     None
 }
 
+/// Apple's Live Photo identifier: MakerNote tag 0x0011 (ContentIdentifier). The MakerNote starts
+/// `Apple iOS\0`, a version, `MM`, then a big-endian IFD at byte 14 whose offsets count from the
+/// start of the MakerNote. Bounded and defensive: a damaged MakerNote yields `None`.
+pub fn content_identifier(exif: &Exif) -> Option<String> {
+    let field = exif.get_field(Tag::MakerNote, In::PRIMARY)?;
+    let note: &[u8] = match &field.value {
+        Value::Undefined(b, _) => b,
+        Value::Byte(b) => b,
+        _ => return None,
+    };
+    apple_makernote_string(note, 0x0011)
+}
+
+/// An ASCII tag from an Apple MakerNote.
+pub fn apple_makernote_string(note: &[u8], wanted: u16) -> Option<String> {
+    if !note.starts_with(b"Apple iOS\0") || note.get(12..14)? != b"MM" {
+        return None;
+    }
+    let be16 = |at: usize| note.get(at..at + 2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+    let be32 = |at: usize| note.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let count = be16(14)? as usize;
+    for i in 0..count.min(512) {
+        let e = 16 + i * 12;
+        let (tag, typ, n) = (be16(e)?, be16(e + 2)?, be32(e + 4)?);
+        if tag != wanted {
+            continue;
+        }
+        if typ != 2 || n == 0 || n > 4096 {
+            return None;
+        }
+        let bytes = if n <= 4 { note.get(e + 8..e + 8 + n)? } else { note.get(be32(e + 8)?..be32(e + 8)?.checked_add(n)?)? };
+        let s = std::str::from_utf8(bytes).ok()?.trim_end_matches('\0').trim();
+        return (!s.is_empty()).then(|| s.to_string());
+    }
+    None
+}
+
 fn ascii(exif: &Exif, tag: Tag) -> Option<&[u8]> {
     let field = exif.get_field(tag, In::PRIMARY)?;
     match &field.value {
@@ -118,6 +155,23 @@ mod tests {
         assert!(parse_exif_datetime(b"0000:00:00 00:00:00").is_none());
         assert!(parse_exif_datetime(b"    :  :     :  :  ").is_none());
         assert!(parse_exif_datetime(b"2021:13:10 11:44:00").is_none());
+    }
+
+    #[test]
+    fn apple_makernote_content_identifier() {
+        let note = crate::test_fixtures::apple_makernote("E905E6C6-C747-4805-942F-9904A0281F02");
+        assert_eq!(apple_makernote_string(&note, 0x0011).as_deref(), Some("E905E6C6-C747-4805-942F-9904A0281F02"));
+        assert_eq!(apple_makernote_string(&note, 0x000b), None);
+        // Truncated anywhere, or not Apple's: no identifier, no panic.
+        for cut in 0..note.len() {
+            let _ = apple_makernote_string(&note[..cut], 0x0011);
+        }
+        assert_eq!(apple_makernote_string(&note[..note.len() - 10], 0x0011), None);
+        assert_eq!(apple_makernote_string(b"Nikon\0\x02\x10\0\0MM*", 0x0011), None);
+        // An offset pointing far past the end.
+        let mut bad = note.clone();
+        bad[24..28].copy_from_slice(&u32::MAX.to_be_bytes());
+        assert_eq!(apple_makernote_string(&bad, 0x0011), None);
     }
 
     #[test]

@@ -21,8 +21,10 @@ pub enum ProbeError {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Probe {
     pub capture: Option<CaptureTime>,
-    /// Apple's Live Photo content identifier (QuickTime Keys), when present.
+    /// Apple's Live Photo content identifier (still: MakerNote 0x0011; video: QuickTime Keys).
     pub content_id: Option<String>,
+    /// A video's duration (mvhd), for the Live Photo fallback ("short video").
+    pub duration_secs: Option<f64>,
 }
 
 /// Probe a file of `len` bytes whose kind is already known from its content.
@@ -33,9 +35,10 @@ pub fn probe<R: Read + Seek>(kind: MediaKind, r: &mut R, len: u64) -> Result<Pro
             let mut br = BufReader::with_capacity(64 << 10, r);
             let (exif, damage) = exif::read(&mut br)?;
             let capture = exif.as_ref().and_then(exif::capture_time);
+            let content_id = exif.as_ref().and_then(exif::content_identifier);
             match (capture, damage) {
                 (None, Some(damage)) => Err(ProbeError::Corrupt(damage)),
-                (capture, _) => Ok(Probe { capture, content_id: None }),
+                (capture, _) => Ok(Probe { capture, content_id, duration_secs: None }),
             }
         }
         MediaKind::Png => {
@@ -46,11 +49,15 @@ pub fn probe<R: Read + Seek>(kind: MediaKind, r: &mut R, len: u64) -> Result<Pro
                 None => None,
             };
             let from_xmp = chunks.xmp.as_deref().and_then(xmp::date_created);
-            Ok(Probe { capture: from_exif.or(from_xmp), content_id: None })
+            Ok(Probe { capture: from_exif.or(from_xmp), ..Probe::default() })
         }
         MediaKind::Mov | MediaKind::Mp4 => {
             let meta = quicktime::read(r, len)?;
-            Ok(Probe { capture: meta.capture_time(), content_id: meta.content_identifier().map(str::to_owned) })
+            Ok(Probe {
+                capture: meta.capture_time(),
+                content_id: meta.content_identifier().map(str::to_owned),
+                duration_secs: meta.duration_secs(),
+            })
         }
         MediaKind::Gif => {
             let mut head = [0u8; 13];

@@ -21,6 +21,8 @@ const MAX_MOOV: u64 = 256 << 20;
 pub struct QtMeta {
     /// `mvhd` creation time, seconds since 1904-01-01 UTC (0 = unset).
     pub mvhd_creation: Option<u64>,
+    /// `mvhd` (timescale, duration).
+    pub mvhd_duration: Option<(u32, u64)>,
     /// Keys metadata as (key, UTF-8 value), in file order; `moov/meta` before `moov/udta/meta`.
     pub keys: Vec<(String, String)>,
 }
@@ -38,6 +40,11 @@ impl QtMeta {
         let secs = self.mvhd_creation.filter(|s| *s > 0)? as i64 - QT_EPOCH_OFFSET;
         let utc = DateTime::from_timestamp(secs, 0)?.naive_utc();
         Some(CaptureTime::from_utc(utc, DateSource::QuickTimeMvhd))
+    }
+
+    pub fn duration_secs(&self) -> Option<f64> {
+        let (scale, dur) = self.mvhd_duration.filter(|(s, _)| *s > 0)?;
+        Some(dur as f64 / scale as f64)
     }
 
     pub fn content_identifier(&self) -> Option<&str> {
@@ -120,7 +127,10 @@ fn parse_moov(moov: &[u8]) -> QtMeta {
     let mut udta_metas = Vec::new();
     for (kind, body) in boxes(moov) {
         match &kind {
-            b"mvhd" => meta.mvhd_creation = parse_mvhd(body),
+            b"mvhd" => {
+                meta.mvhd_creation = parse_mvhd(body);
+                meta.mvhd_duration = parse_mvhd_duration(body);
+            }
             b"meta" => parse_meta(body, &mut meta.keys),
             b"udta" => udta_metas.extend(boxes(body).filter(|(k, _)| k == b"meta").map(|(_, b)| b)),
             _ => {}
@@ -136,6 +146,15 @@ fn parse_mvhd(b: &[u8]) -> Option<u64> {
     match b.first()? {
         0 => Some(u32::from_be_bytes(b.get(4..8)?.try_into().ok()?) as u64),
         1 => Some(u64::from_be_bytes(b.get(4..12)?.try_into().ok()?)),
+        _ => None,
+    }
+}
+
+fn parse_mvhd_duration(b: &[u8]) -> Option<(u32, u64)> {
+    let be32 = |at: usize| b.get(at..at + 4).map(|x| u32::from_be_bytes([x[0], x[1], x[2], x[3]]));
+    match b.first()? {
+        0 => Some((be32(12)?, be32(16)? as u64)),
+        1 => Some((be32(20)?, u64::from_be_bytes(b.get(24..32)?.try_into().ok()?))),
         _ => None,
     }
 }
@@ -219,50 +238,16 @@ pub fn parse_iso8601(s: &str) -> Option<CaptureTime> {
 }
 
 #[cfg(test)]
-pub(crate) mod tests {
+mod tests {
     use super::*;
     use std::io::Cursor;
 
-    pub fn qbox(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
-        let mut v = ((body.len() + 8) as u32).to_be_bytes().to_vec();
-        v.extend_from_slice(kind);
-        v.extend_from_slice(body);
-        v
+    fn make_mov(mvhd: u32, keys: &[(&str, &str)], ffmpeg_layout: bool) -> Vec<u8> {
+        crate::test_fixtures::mov(1, mvhd, keys, ffmpeg_layout)
     }
 
-    /// A minimal MOV: ftyp, mdat, then moov with mvhd and Apple Keys metadata.
-    pub fn make_mov(mvhd_secs_since_1904: u32, keys: &[(&str, &str)], ffmpeg_layout: bool) -> Vec<u8> {
-        let mut mvhd = vec![0u8; 100];
-        mvhd[4..8].copy_from_slice(&mvhd_secs_since_1904.to_be_bytes());
-        let mut keys_body = vec![0, 0, 0, 0];
-        keys_body.extend_from_slice(&(keys.len() as u32).to_be_bytes());
-        let mut ilst_body = Vec::new();
-        for (i, (k, v)) in keys.iter().enumerate() {
-            keys_body.extend_from_slice(&((k.len() + 8) as u32).to_be_bytes());
-            keys_body.extend_from_slice(b"mdta");
-            keys_body.extend_from_slice(k.as_bytes());
-            let mut data = vec![0, 0, 0, 1, 0, 0, 0, 0];
-            data.extend_from_slice(v.as_bytes());
-            ilst_body.extend(qbox(&((i + 1) as u32).to_be_bytes(), &qbox(b"data", &data)));
-        }
-        let mut hdlr = vec![0u8; 8];
-        hdlr.extend_from_slice(b"mdta");
-        hdlr.extend_from_slice(&[0u8; 13]);
-        let mut meta_body = if ffmpeg_layout { vec![0, 0, 0, 0] } else { Vec::new() };
-        meta_body.extend(qbox(b"hdlr", &hdlr));
-        meta_body.extend(qbox(b"keys", &keys_body));
-        meta_body.extend(qbox(b"ilst", &ilst_body));
-        let meta = qbox(b"meta", &meta_body);
-        let mut moov_body = qbox(b"mvhd", &mvhd);
-        if ffmpeg_layout {
-            moov_body.extend(qbox(b"udta", &meta));
-        } else {
-            moov_body.extend(meta);
-        }
-        let mut file = qbox(b"ftyp", b"qt  \0\0\0\0qt  ");
-        file.extend(qbox(b"mdat", &[0xAB; 64]));
-        file.extend(qbox(b"moov", &moov_body));
-        file
+    fn qbox(kind: &[u8; 4], body: &[u8]) -> Vec<u8> {
+        crate::test_fixtures::qbox(kind, body)
     }
 
     fn read_bytes(b: &[u8]) -> Result<QtMeta, ProbeError> {
@@ -297,6 +282,7 @@ pub(crate) mod tests {
         let ct = read_bytes(&make_mov(mvhd, &[], false)).unwrap().capture_time().unwrap();
         assert_eq!(ct.source, DateSource::QuickTimeMvhd);
         assert_eq!(ct.to_iso(), "2023-07-12T11:17:12.000+00:00");
+        assert_eq!(read_bytes(&make_mov(mvhd, &[], false)).unwrap().duration_secs(), Some(3.0));
         assert!(read_bytes(&make_mov(0, &[], false)).unwrap().capture_time().is_none());
     }
 
