@@ -83,7 +83,7 @@ pub fn organize(opts: &OrganizeOptions, progress: &dyn Progress) -> Result<Repor
     if opts.inputs.is_empty() {
         return Err(Error::NoInputs);
     }
-    let out = std::path::absolute(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
+    let out = canonical_out(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
     let state = fsutil::state_dir(&out);
     let tmp_dir = state.join("tmp");
 
@@ -340,6 +340,22 @@ fn year_key(c: Option<&CaptureTime>) -> String {
     match c {
         Some(c) => format!("{:04}", c.year()),
         None => "undated".into(),
+    }
+}
+
+/// The output folder without symlinks or `..` (it may not exist yet), so that walking an input
+/// that contains it reliably skips it.
+fn canonical_out(out: &Path) -> std::io::Result<PathBuf> {
+    if let Ok(c) = std::fs::canonicalize(out) {
+        return Ok(c);
+    }
+    let abs = std::path::absolute(out)?;
+    match (abs.parent(), abs.file_name()) {
+        (Some(parent), Some(name)) => match std::fs::canonicalize(parent) {
+            Ok(p) => Ok(p.join(name)),
+            Err(_) => Ok(abs.clone()),
+        },
+        _ => Ok(abs),
     }
 }
 

@@ -169,7 +169,10 @@ pub struct Enumerated {
 pub fn enumerate(inputs: &[PathBuf], exclude: &Path, spill_dir: &Path) -> Enumerated {
     let mut out = Enumerated::default();
     for input in inputs {
-        let input = std::path::absolute(input).unwrap_or_else(|_| input.clone());
+        // Canonical where possible, so messages and the manifest name inputs plainly.
+        let input = std::fs::canonicalize(input)
+            .or_else(|_| std::path::absolute(input))
+            .unwrap_or_else(|_| input.clone());
         let meta = match std::fs::metadata(&input) {
             Ok(m) => m,
             Err(e) => {
