@@ -201,6 +201,8 @@ struct Listing {
 /// Every export part found in the inputs, with its CSVs parsed.
 #[derive(Default)]
 pub struct Catalog {
+    /// Indices of the sources that are catalog CSVs (already read; not media).
+    pub csv_sources: std::collections::HashSet<usize>,
     /// (input, part root) → name key → details.
     details: HashMap<(PathBuf, String), HashMap<String, Details>>,
     listings: Vec<Listing>,
@@ -217,7 +219,7 @@ impl Catalog {
     /// `<part>/Albums/*.csv`, `<part>/Memories/*.csv`.
     pub fn read(sources: &[Source]) -> Catalog {
         let mut cat = Catalog::default();
-        for s in sources {
+        for (i, s) in sources.iter().enumerate() {
             let lower = s.name.to_lowercase();
             if !lower.ends_with(".csv") {
                 continue;
@@ -227,6 +229,7 @@ impl Catalog {
             if !(is_details || folder == "Albums" || folder == "Memories") {
                 continue;
             }
+            cat.csv_sources.insert(i);
             let bytes = match s.read_with(|r| {
                 let mut v = Vec::new();
                 r.take(MAX_CSV).read_to_end(&mut v)?;

@@ -138,8 +138,11 @@ pub fn organize(opts: &OrganizeOptions, progress: &dyn Progress) -> Result<Repor
     let resolved: Vec<Resolved> = sources
         .par_iter()
         .zip(info.par_iter())
-        .map(|(src, inf)| {
-            let r = if inf.deleted && !opts.include_deleted {
+        .enumerate()
+        .map(|(i, (src, inf))| {
+            let r = if catalog.csv_sources.contains(&i) {
+                Resolved::Skipped("export catalog (read for dates, albums and flags)".into())
+            } else if inf.deleted && !opts.include_deleted {
                 Resolved::Skipped("in Recently Deleted (use --include-deleted to keep it)".into())
             } else {
                 let cached = cache.get(&(src.input.to_string_lossy().into_owned(), src.inner.clone()));

@@ -77,18 +77,11 @@ pub fn base_stem(name: &str) -> String {
     }
 }
 
-/// `IMG_E1234` → `img_1234` (Apple's edited-render naming).
-fn edit_original_stem(stem: &str) -> Option<String> {
+/// Apple marks derived files with a letter after the underscore: `IMG_E1234` (edited render)
+/// and `IMG_O1234` (original-adjustment sidecar) both → `img_1234`.
+fn original_stem(stem: &str, letter: char) -> Option<String> {
     let lower = stem.to_lowercase();
-    let pos = lower.rfind("_e")?;
-    let digits = &lower[pos + 2..];
-    (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| format!("{}_{}", &lower[..pos], digits))
-}
-
-/// `IMG_O1234` → `img_1234` (the original-adjustment sidecar's naming).
-fn sidecar_original_stem(stem: &str) -> Option<String> {
-    let lower = stem.to_lowercase();
-    let pos = lower.rfind("_o")?;
+    let pos = lower.rfind(&format!("_{letter}"))?;
     let digits = &lower[pos + 2..];
     (!digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())).then(|| format!("{}_{}", &lower[..pos], digits))
 }
@@ -187,7 +180,7 @@ pub fn link(items: &[Item]) -> Vec<Link> {
         }
         for (folder, name) in &it.places {
             let stem = split_ext(name).0.to_lowercase();
-            if edit_original_stem(&stem).is_none() {
+            if original_stem(&stem, 'e').is_none() {
                 originals.entry((folder.clone(), stem)).or_insert(i);
             }
         }
@@ -202,10 +195,10 @@ pub fn link(items: &[Item]) -> Vec<Link> {
                 let own = stem.to_lowercase();
                 match originals.contains_key(&(folder.clone(), own.clone())) {
                     true => (Role::Sidecar, Some(own)),
-                    false => (Role::Sidecar, sidecar_original_stem(stem)),
+                    false => (Role::Sidecar, original_stem(stem, 'o')),
                 }
             } else {
-                (Role::Edit, edit_original_stem(stem))
+                (Role::Edit, original_stem(stem, 'e'))
             };
             let Some(parent) = wanted.and_then(|w| originals.get(&(folder.clone(), w)).copied()) else { continue };
             if parent == i {
