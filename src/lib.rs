@@ -7,6 +7,7 @@
 //! and exit codes.
 
 pub mod catalog;
+pub mod convert;
 pub mod error;
 pub mod fsutil;
 pub mod layout;

@@ -73,6 +73,31 @@ enum Command {
         /// decided.
         #[arg(long)]
         explain: bool,
+        /// Convert HEIC/HEIF stills to JPEG (keeping date, GPS, camera, colour profile, the Live
+        /// Photo link; orientation applied once). The JPEG replaces the HEIC in the tree.
+        #[arg(long, value_name = "FORMAT", value_parser = ["jpeg"])]
+        convert: Option<String>,
+        /// JPEG quality for --convert, 1-100.
+        #[arg(long, default_value_t = photoferry::convert::DEFAULT_QUALITY, value_parser = clap::value_parser!(u8).range(1..=100))]
+        quality: u8,
+        /// With --convert: keep the HEIC beside its JPEG.
+        #[arg(long)]
+        keep_original: bool,
+    },
+    /// Convert loose HEIC/HEIF files (or folders, or zips of them) to JPEG in OUT, keeping their
+    /// metadata. Names: OUT/<stem>.jpg; a taken name gets " (2)"; nothing is overwritten.
+    Convert {
+        #[arg(required = true, value_name = "INPUT")]
+        inputs: Vec<PathBuf>,
+        /// The output folder (created if missing).
+        #[arg(long, short, value_name = "DIR")]
+        out: PathBuf,
+        /// JPEG quality, 1-100.
+        #[arg(long, default_value_t = photoferry::convert::DEFAULT_QUALITY, value_parser = clap::value_parser!(u8).range(1..=100))]
+        quality: u8,
+        /// Print a machine-readable JSON report on stdout.
+        #[arg(long)]
+        json: bool,
     },
     /// Explain one file of an organized folder: where it came from, which date was chosen and
     /// why, its Live Photo pair, its albums, where it went — or why it was skipped.
@@ -93,6 +118,34 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Explain { dir, what } => explain(&dir, &what),
+        Command::Convert { inputs, out, quality, json } => {
+            let progress = Bar::new(!json && std::io::stderr().is_terminal(), !json);
+            let report = match photoferry::convert::files::convert_files(&inputs, &out, quality, &progress) {
+                Ok(r) => r,
+                Err(e) => return fatal(&e.to_string()),
+            };
+            progress.clear();
+            if json {
+                let _ = serde_json::to_writer_pretty(std::io::stdout().lock(), &report);
+                println!();
+            } else {
+                for d in &report.converted {
+                    println!("{} -> {}", d.source, d.dest);
+                    for n in &d.notes {
+                        println!("    note: {n}");
+                    }
+                }
+                println!("Converted {} file(s) into {}; {} skipped.", report.converted.len(), out.display(), report.skipped.len());
+            }
+            for e in &report.errors {
+                eprintln!("error: {e}");
+            }
+            if report.errors.is_empty() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
         Command::Organize {
             inputs,
             out,
@@ -106,6 +159,9 @@ fn main() -> ExitCode {
             no_edits,
             include_deleted,
             explain,
+            convert,
+            quality,
+            keep_original,
         } => {
             let layout = match Layout::parse(&layout) {
                 Ok(l) => l,
@@ -130,6 +186,9 @@ fn main() -> ExitCode {
                 once,
                 keep_edits: !no_edits,
                 albums,
+                convert: convert.is_some(),
+                quality,
+                keep_original,
             };
             let progress = Bar::new(!json && std::io::stderr().is_terminal(), !json);
             let report = match photoferry::organize(&opts, &progress) {
@@ -217,6 +276,9 @@ fn print_human(r: &Report, verbose: bool, explain: bool) {
                     let _ = writeln!(o, "        why: {w}");
                 }
             }
+            for n in &p.notes {
+                let _ = writeln!(o, "        note: {n}");
+            }
         }
         let _ = writeln!(o);
     }
@@ -240,6 +302,10 @@ fn print_human(r: &Report, verbose: bool, explain: bool) {
         } else {
             let _ = writeln!(o, "Wrote {} new files to {}.", t.written, r.out.display());
         }
+    }
+    let lost: usize = r.plan.iter().filter(|p| p.notes.iter().any(|n| n.starts_with("HDR gain map"))).count();
+    if lost > 0 && !r.dry_run {
+        let _ = writeln!(o, "{lost} converted photo(s) had an HDR gain map; their JPEGs show the standard-range picture (HDR look not kept).");
     }
     if t.skipped > 0 && !verbose {
         let _ = writeln!(o, "{} files skipped (not media: CSV, JSON, system files; or Recently Deleted); --verbose lists them.", t.skipped);

@@ -42,7 +42,9 @@ CREATE TABLE IF NOT EXISTS files (
     adopted       INTEGER NOT NULL DEFAULT 0, -- 1: found already in DIR with identical bytes
     album         TEXT,                    -- the album folder this copy stands for (NULL: none)
     role          TEXT,                    -- live-video, edit, sidecar (NULL: a photo or video of its own)
-    why           TEXT                     -- how the date, pair, album and name were decided (photoferry explain)
+    why           TEXT,                    -- how the date, pair, album and name were decided (photoferry explain)
+    converted     INTEGER NOT NULL DEFAULT 0, -- 1: a JPEG converted from the HEIC whose BLAKE3 is `blake3`
+    output_blake3 TEXT                     -- BLAKE3 of the bytes on disk when they differ from `blake3` (conversions)
 );
 CREATE INDEX IF NOT EXISTS files_by_hash ON files(blake3);
 CREATE TABLE IF NOT EXISTS sources (
@@ -88,8 +90,11 @@ pub struct CachedSource {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileRow {
     pub path: String,
+    /// The original's BLAKE3 (for a conversion, the HEIC it was made from).
     pub hash: ContentHash,
     pub companion_of: Option<ContentHash>,
+    /// A JPEG converted from `hash`.
+    pub converted: bool,
 }
 
 /// Everything a run wants recorded, written in one transaction at the end.
@@ -122,6 +127,8 @@ pub struct PlacedRow {
     pub album: Option<String>,
     pub role: Option<&'static str>,
     pub why: String,
+    /// BLAKE3 of the bytes written, when they differ from the original's (conversions).
+    pub output_hash: Option<ContentHash>,
 }
 
 /// What `explain` shows for one placed file.
@@ -228,15 +235,18 @@ impl Manifest {
     }
 
     pub fn load_files(&self) -> Result<Vec<FileRow>> {
-        let mut stmt = self.conn.prepare("SELECT path, blake3, companion_of FROM files").map_err(|e| db(&self.path, e))?;
+        let mut stmt =
+            self.conn.prepare("SELECT path, blake3, companion_of, converted FROM files").map_err(|e| db(&self.path, e))?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?)))
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, i64>(3)?))
+            })
             .map_err(|e| db(&self.path, e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (path, hash, comp) = row.map_err(|e| db(&self.path, e))?;
+            let (path, hash, comp, converted) = row.map_err(|e| db(&self.path, e))?;
             let Some(hash) = ContentHash::from_hex(&hash) else { continue };
-            out.push(FileRow { path, hash, companion_of: comp.as_deref().and_then(ContentHash::from_hex) });
+            out.push(FileRow { path, hash, companion_of: comp.as_deref().and_then(ContentHash::from_hex), converted: converted != 0 });
         }
         Ok(out)
     }
@@ -276,8 +286,9 @@ impl Manifest {
             }
             let mut file = tx
                 .prepare(
-                    "INSERT INTO files(path, path_key, blake3, companion_of, run_id, adopted, album, role, why)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9) ON CONFLICT(path) DO NOTHING",
+                    "INSERT INTO files(path, path_key, blake3, companion_of, run_id, adopted, album, role, why,
+                        converted, output_blake3)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) ON CONFLICT(path) DO NOTHING",
                 )
                 .map_err(|e| db(&path, e))?;
             for p in &rec.files {
@@ -291,7 +302,9 @@ impl Manifest {
                     p.adopted as i64,
                     p.album,
                     p.role,
-                    p.why
+                    p.why,
+                    f.converted as i64,
+                    p.output_hash.map(|h| h.to_hex())
                 ])
                 .map_err(|e| db(&path, e))?;
             }
@@ -457,11 +470,12 @@ mod tests {
                 memories: vec![],
             }],
             files: vec![PlacedRow {
-                file: FileRow { path: "2022/a.heic".into(), hash, companion_of: None },
+                file: FileRow { path: "2022/a.heic".into(), hash, companion_of: None, converted: false },
                 adopted: false,
                 album: None,
                 role: None,
                 why: "date: exif".into(),
+                output_hash: None,
             }],
             skipped: vec![("/in".into(), "Photo Details.csv".into(), "a CSV file".into())],
         };
@@ -470,7 +484,7 @@ mod tests {
         let m = Manifest::open_read_only(dir.path()).unwrap().unwrap();
         let loaded = m.load_sources().unwrap();
         assert_eq!(loaded[&("/in".to_string(), "a.heic".to_string())], cached);
-        assert_eq!(m.load_files().unwrap(), vec![FileRow { path: "2022/a.heic".into(), hash, companion_of: None }]);
+        assert_eq!(m.load_files().unwrap(), vec![FileRow { path: "2022/a.heic".into(), hash, companion_of: None, converted: false }]);
         assert_eq!(m.count("SELECT count(*) FROM runs WHERE finished_at IS NOT NULL").unwrap(), 1);
         let (found, skipped) = m.explain("A.HEIC").unwrap();
         assert_eq!(found.len(), 1);

@@ -28,6 +28,12 @@ pub struct OrganizeOptions {
     /// Album names for inputs that carry none (browser zips, plain folders): (input path, album).
     /// Default: none.
     pub albums: Vec<(PathBuf, String)>,
+    /// Convert HEIC/HEIF stills to JPEG (`--convert jpeg`). Default: false.
+    pub convert: bool,
+    /// JPEG quality for conversions, 1–100. Default: 90.
+    pub quality: u8,
+    /// With `convert`: keep the HEIC beside its JPEG instead of replacing it. Default: false.
+    pub keep_original: bool,
 }
 
 impl OrganizeOptions {
@@ -42,6 +48,9 @@ impl OrganizeOptions {
             once: false,
             keep_edits: true,
             albums: Vec::new(),
+            convert: false,
+            quality: crate::convert::DEFAULT_QUALITY,
+            keep_original: false,
         }
     }
 }

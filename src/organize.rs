@@ -19,7 +19,7 @@ use crate::catalog::Catalog;
 use crate::error::{Error, FileError, FileErrorKind, Result};
 use crate::fsutil::{self, Lock, Placed};
 use crate::manifest::{AssetRow, CachedSource, FileRow, Manifest, PlacedRow, RunRecord};
-use crate::model::CaptureTime;
+use crate::model::{CaptureTime, ContentHash};
 use crate::options::OrganizeOptions;
 pub use crate::plan::{Action, PlanEntry};
 use crate::plan::{self as planner, Asset, PlanOptions, Placer};
@@ -174,7 +174,13 @@ pub fn organize(opts: &OrganizeOptions, progress: &dyn Progress) -> Result<Repor
     }
     let assets = planner::group(&sources, &media, &info);
     let mut placer = Placer::new(&out, &known_files);
-    let plan_opts = PlanOptions { layout: &opts.layout, once: opts.once, keep_edits: opts.keep_edits };
+    let plan_opts = PlanOptions {
+        layout: &opts.layout,
+        once: opts.once,
+        keep_edits: opts.keep_edits,
+        convert: opts.convert,
+        keep_original: opts.keep_original,
+    };
     let planned = planner::plan(&assets, &sources, &plan_opts, &mut placer);
     errors.extend(planned.errors);
     let plan = planned.entries;
@@ -185,72 +191,96 @@ pub fn organize(opts: &OrganizeOptions, progress: &dyn Progress) -> Result<Repor
     }
     progress.finish();
 
-    // Write: each asset's first file from its temp copy, further album copies from that file.
+    // Write: each asset's first file from its temp copy; further copies (album folders, the JPEG
+    // beside a kept HEIC) from a file this run already placed.
+    let mut plan = plan;
     let mut failed: HashMap<String, FileError> = HashMap::new();
+    // Where a planned file really went (a failed conversion writes the original instead).
+    let mut moved: HashMap<String, (String, Option<ContentHash>)> = HashMap::new();
     if !opts.dry_run {
-        let writes: Vec<&PlanEntry> = plan.iter().filter(|p| p.action == Action::Write).collect();
-        let bytes: u64 = writes.iter().map(|p| assets[p.asset].size).sum();
+        let writes: Vec<usize> = (0..plan.len()).filter(|&i| plan[i].action == Action::Write).collect();
+        let bytes: u64 = writes.iter().map(|&i| assets[plan[i].asset].size).sum();
         progress.start(Stage::Write, writes.len() as u64, bytes);
         let mut seen = HashSet::new();
-        let (firsts, extras): (Vec<&PlanEntry>, Vec<&PlanEntry>) = writes.into_iter().partition(|p| seen.insert(p.asset));
-        let jobs: Vec<(&PlanEntry, Option<TempPath>)> = firsts
+        let (firsts, extras): (Vec<usize>, Vec<usize>) = writes.into_iter().partition(|&i| seen.insert(plan[i].asset));
+        let jobs: Vec<(usize, Option<TempPath>)> = firsts
             .into_iter()
-            .map(|p| {
-                let temp = assets[p.asset].members.iter().find_map(|&m| media[m].as_mut().and_then(|x| x.staged.take()));
-                (p, temp)
+            .map(|i| {
+                let temp = assets[plan[i].asset].members.iter().find_map(|&m| media[m].as_mut().and_then(|x| x.staged.take()));
+                (i, temp)
             })
             .collect();
-        let mut done: HashMap<usize, PathBuf> = HashMap::new();
-        let results: Vec<(&PlanEntry, std::result::Result<(), String>)> = jobs
+        let ctx = WriteCtx { assets: &assets, sources: &sources, tmp_dir: &tmp_dir, out: &out, quality: opts.quality };
+        let no_done = HashMap::new();
+        let first_results: Vec<(usize, WriteResult)> = jobs
             .into_par_iter()
-            .map(|(p, temp)| {
-                let a = &assets[p.asset];
-                let r = temp
-                    .map(Ok)
-                    .unwrap_or_else(|| read::restage(&a.members, &sources, a.hash, &tmp_dir))
-                    .and_then(|t| write_one(a, t, &out.join(&p.dest)));
-                progress.advance(1, a.size);
-                (p, r)
+            .map(|(i, temp)| {
+                let r = ctx.write(&plan[i], temp, &no_done);
+                progress.advance(1, assets[plan[i].asset].size);
+                (i, r)
             })
             .collect();
-        let note = |done: &mut HashMap<usize, PathBuf>, failed: &mut HashMap<String, FileError>, p: &PlanEntry, r: std::result::Result<(), String>| match r {
-            Ok(()) => {
-                done.entry(p.asset).or_insert_with(|| out.join(&p.dest));
+        let mut done: HashMap<(usize, bool), (PathBuf, ContentHash)> = HashMap::new();
+        let mut results = first_results;
+        for (i, r) in &results {
+            if let Ok(w) = r {
+                let key = (plan[*i].asset, plan[*i].convert && w.fallback.is_none());
+                done.entry(key).or_insert_with(|| (out.join(&w.dest), w.hash));
             }
-            Err(msg) => {
-                let a = &assets[p.asset];
-                failed.insert(
-                    p.dest.clone(),
-                    FileError {
-                        location: sources[a.members[0]].display(),
-                        kind: FileErrorKind::Write,
-                        message: msg,
-                        action: format!("not written to {}", p.dest),
-                        year: a.capture.map(|c| c.year()),
-                    },
-                );
-            }
-        };
-        for (p, r) in results {
-            note(&mut done, &mut failed, p, r);
         }
-        let extra_results: Vec<(&PlanEntry, std::result::Result<(), String>)> = extras
+        let extra_results: Vec<(usize, WriteResult)> = extras
             .into_par_iter()
-            .map(|p| {
-                let a = &assets[p.asset];
-                let temp = match done.get(&p.asset) {
-                    Some(placed) => read::copy_verified(placed, a.hash, &tmp_dir),
-                    None => read::restage(&a.members, &sources, a.hash, &tmp_dir),
-                };
-                let r = temp.and_then(|t| write_one(a, t, &out.join(&p.dest)));
-                progress.advance(1, a.size);
-                (p, r)
+            .map(|i| {
+                let r = ctx.write(&plan[i], None, &done);
+                progress.advance(1, assets[plan[i].asset].size);
+                (i, r)
             })
             .collect();
-        for (p, r) in extra_results {
-            note(&mut done, &mut failed, p, r);
+        results.extend(extra_results);
+        for (i, r) in results {
+            let p = &mut plan[i];
+            match r {
+                Ok(w) => {
+                    p.notes = w.notes;
+                    if let Some(msg) = w.fallback {
+                        let a = &assets[p.asset];
+                        errors.push(FileError {
+                            location: sources[a.members[0]].display(),
+                            kind: FileErrorKind::Corrupt,
+                            message: format!("cannot convert to JPEG: {msg}"),
+                            action: format!("the original is written unconverted as {}", w.dest),
+                            year: a.capture.map(|c| c.year()),
+                        });
+                    }
+                    let out_hash = (w.hash != assets[p.asset].hash).then_some(w.hash);
+                    if w.dest != p.dest || out_hash.is_some() {
+                        moved.insert(p.dest.clone(), (w.dest.clone(), out_hash));
+                    }
+                    if w.dest != p.dest {
+                        p.convert = false;
+                        p.dest = w.dest;
+                    }
+                }
+                Err(msg) => {
+                    let a = &assets[p.asset];
+                    failed.insert(
+                        p.dest.clone(),
+                        FileError {
+                            location: sources[a.members[0]].display(),
+                            kind: FileErrorKind::Write,
+                            message: msg,
+                            action: format!("not written to {}", p.dest),
+                            year: a.capture.map(|c| c.year()),
+                        },
+                    );
+                }
+            }
         }
         progress.finish();
+    } else if opts.convert {
+        for p in plan.iter_mut().filter(|p| p.convert) {
+            p.notes.push("would be converted to JPEG".into());
+        }
     }
     // Temp copies of duplicates are no longer needed.
     for m in media.iter_mut().flatten() {
@@ -325,7 +355,7 @@ pub fn organize(opts: &OrganizeOptions, progress: &dyn Progress) -> Result<Repor
         }
         let written: HashSet<&str> =
             report.plan.iter().filter(|p| !failed_dests.contains(&p.dest)).map(|p| p.dest.as_str()).collect();
-        let rec = run_record(&sources, &media, &assets, &report.plan, &written, skipped_rows);
+        let rec = run_record(&sources, &media, &assets, &report.plan, &written, skipped_rows, &moved);
         let summary = serde_json::to_string(&SummaryOnly { years: &report.years, totals: &report.totals }).unwrap_or_default();
         m.record(run_id, &rec, &summary)?;
         progress.finish();
@@ -372,19 +402,93 @@ fn dedupe_inputs(inputs: &[PathBuf]) -> Vec<PathBuf> {
         .collect()
 }
 
-/// Give a staged temp file its permissions and mtime, and move it into place, never replacing.
-fn write_one(a: &Asset, temp: TempPath, dest: &Path) -> std::result::Result<(), String> {
-    let file = File::options().write(true).open(&temp).map_err(|e| format!("cannot reopen temp copy: {e}"))?;
-    fsutil::finish_temp(&file, a.capture.map(|c| c.unix_seconds())).map_err(|e| format!("cannot set file time: {e}"))?;
-    drop(file);
-    match fsutil::place(&temp, dest) {
-        Ok(Placed::Done) => {
-            // The temp name is gone (moved into place); keep TempPath from deleting anything.
-            let _ = temp.keep();
-            Ok(())
+/// What writing one planned file produced.
+struct Written {
+    /// Where it went (differs from the plan when a failed conversion wrote the original).
+    dest: String,
+    /// BLAKE3 of the bytes written.
+    hash: ContentHash,
+    /// What a conversion could not keep.
+    notes: Vec<String>,
+    /// Why the conversion failed, when it did (the original was written instead).
+    fallback: Option<String>,
+}
+
+type WriteResult = std::result::Result<Written, String>;
+
+struct WriteCtx<'a> {
+    assets: &'a [Asset],
+    sources: &'a [Source],
+    tmp_dir: &'a Path,
+    out: &'a Path,
+    quality: u8,
+}
+
+impl WriteCtx<'_> {
+    /// Produce the bytes of one planned file in a temp file and move it into place.
+    fn write(&self, p: &PlanEntry, staged: Option<TempPath>, done: &HashMap<(usize, bool), (PathBuf, ContentHash)>) -> WriteResult {
+        let a = &self.assets[p.asset];
+        // A copy of the output this run already made (another album folder): copy it.
+        if let Some((from, hash)) = done.get(&(p.asset, p.convert)) {
+            let t = read::copy_verified(from, *hash, self.tmp_dir)?;
+            return self.place(a, t, &p.dest, *hash, Vec::new(), None);
         }
-        Ok(Placed::Exists) => Err(format!("{} appeared while photoferry was running; not overwritten", dest.display())),
-        Err(e) => Err(format!("cannot write {}: {e}", dest.display())),
+        let original = match staged {
+            Some(t) => t,
+            None => match done.get(&(p.asset, false)) {
+                Some((from, hash)) => read::copy_verified(from, *hash, self.tmp_dir)?,
+                None => read::restage(&a.members, self.sources, a.hash, self.tmp_dir)?,
+            },
+        };
+        if !p.convert {
+            return self.place(a, original, &p.dest, a.hash, Vec::new(), None);
+        }
+        match self.convert(&original) {
+            Ok((jpeg, hash, notes)) => self.place(a, jpeg, &p.dest, hash, notes, None),
+            Err(msg) => {
+                // Never lose the photo: write the original, unconverted, under its own name.
+                let name = &self.sources[a.members[0]].name;
+                let folder = p.dest.rsplit_once('/').map(|(f, _)| f).unwrap_or("");
+                self.place(a, original, &join(folder, &crate::names::safe_component(name)), a.hash, Vec::new(), Some(msg))
+            }
+        }
+    }
+
+    fn convert(&self, original: &Path) -> std::result::Result<(TempPath, ContentHash, Vec<String>), String> {
+        let c = crate::convert::heic_to_jpeg(original, self.quality).map_err(|e| e.to_string())?;
+        let mut tmp = tempfile::Builder::new().prefix(".pf-").tempfile_in(self.tmp_dir).map_err(|e| e.to_string())?;
+        std::io::Write::write_all(tmp.as_file_mut(), &c.jpeg).map_err(|e| e.to_string())?;
+        Ok((tmp.into_temp_path(), ContentHash(*blake3::hash(&c.jpeg).as_bytes()), c.notes))
+    }
+
+    /// Give a finished temp file its permissions and mtime and move it into place, never
+    /// replacing anything; a fallback (unconverted original) takes the next free ` (n)` name.
+    fn place(&self, a: &Asset, temp: TempPath, dest: &str, hash: ContentHash, notes: Vec<String>, fallback: Option<String>) -> WriteResult {
+        let file = File::options().write(true).open(&temp).map_err(|e| format!("cannot reopen temp copy: {e}"))?;
+        fsutil::finish_temp(&file, a.capture.map(|c| c.unix_seconds())).map_err(|e| format!("cannot set file time: {e}"))?;
+        drop(file);
+        let tries = if fallback.is_some() { 1000 } else { 1 };
+        for n in 1..=tries {
+            let candidate = if n == 1 { dest.to_string() } else { crate::names::with_suffix(dest, n) };
+            match fsutil::place(&temp, &self.out.join(&candidate)) {
+                Ok(Placed::Done) => {
+                    // The temp name is gone (moved into place); keep TempPath from deleting anything.
+                    let _ = temp.keep();
+                    return Ok(Written { dest: candidate, hash, notes, fallback });
+                }
+                Ok(Placed::Exists) => continue,
+                Err(e) => return Err(format!("cannot write {}: {e}", self.out.join(&candidate).display())),
+            }
+        }
+        Err(format!("{} appeared while photoferry was running; not overwritten", self.out.join(dest).display()))
+    }
+}
+
+fn join(folder: &str, name: &str) -> String {
+    if folder.is_empty() {
+        name.to_string()
+    } else {
+        format!("{folder}/{name}")
     }
 }
 
@@ -397,6 +501,7 @@ fn run_record(
     plan: &[PlanEntry],
     written: &HashSet<&str>,
     skipped: Vec<(String, String, String)>,
+    moved: &HashMap<String, (String, Option<ContentHash>)>,
 ) -> RunRecord {
     let mut rec = RunRecord { skipped, ..RunRecord::default() };
     for (src, m) in sources.iter().zip(media) {
@@ -433,12 +538,21 @@ fn run_record(
             });
         }
         if p.action != Action::Present {
+            let output_hash = moved.values().find(|(d, _)| *d == p.dest).and_then(|(_, h)| *h);
+            let mut why = p.why.clone();
+            why.extend(p.notes.iter().cloned());
             rec.files.push(PlacedRow {
-                file: FileRow { path: p.dest.clone(), hash: a.hash, companion_of: a.parent.map(|(q, _)| assets[q].hash) },
+                file: FileRow {
+                    path: p.dest.clone(),
+                    hash: a.hash,
+                    companion_of: a.parent.map(|(q, _)| assets[q].hash),
+                    converted: p.convert,
+                },
                 adopted: p.action == Action::Adopt,
                 album: p.album.clone(),
                 role: p.role,
-                why: p.why.join("\n"),
+                why: why.join("\n"),
+                output_hash,
             });
         }
     }

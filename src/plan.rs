@@ -53,6 +53,10 @@ pub struct PlanEntry {
     pub companion_of: Option<String>,
     /// How the date, pair, albums and name were decided (`--explain`, `photoferry explain`).
     pub why: Vec<String>,
+    /// This file is a JPEG converted from the HEIC/HEIF original.
+    pub convert: bool,
+    /// What a conversion could not keep (filled in by the write stage).
+    pub notes: Vec<String>,
     /// Index of the asset (internal).
     #[serde(skip)]
     pub asset: usize,
@@ -256,8 +260,23 @@ pub fn plan(assets: &[Asset], sources: &[Source], opts: &PlanOptions, placer: &m
             }
         }
         let companion = a.parent.map(|(p, _)| assets[p].hash);
-        for (k, (folder, name, min_n, album)) in targets.into_iter().enumerate() {
-            let (action, dest, n) = match placer.assign(&folder, &name, a.hash, a.size, companion, min_n) {
+        // A HEIC still becomes a JPEG (and, with --keep-original, also stays a HEIC).
+        let convert = opts.convert && a.kind == MediaKind::Heif && !matches!(a.parent, Some((_, Role::LiveVideo | Role::Sidecar)));
+        let targets: Vec<(String, String, u32, Option<String>, bool)> = targets
+            .into_iter()
+            .flat_map(|(folder, name, n, album)| {
+                let mut v = Vec::new();
+                if !convert || opts.keep_original {
+                    v.push((folder.clone(), name.clone(), n, album.clone(), false));
+                }
+                if convert {
+                    v.push((folder, jpeg_name(&name), n, album, true));
+                }
+                v
+            })
+            .collect();
+        for (folder, name, min_n, album, converted) in targets {
+            let (action, dest, n) = match placer.assign(&folder, &name, a.hash, a.size, companion, min_n, converted) {
                 Ok(v) => v,
                 Err(msg) => {
                     out.errors.push(FileError {
@@ -274,8 +293,12 @@ pub fn plan(assets: &[Asset], sources: &[Source], opts: &PlanOptions, placer: &m
             if split_ext(&dest).0 != split_ext(&format!("{folder}/{name}")).0 || (folder.is_empty() && dest != name) {
                 why.push(format!("name: {name} was taken in {folder}/ by other bytes; this one is {}", dest.rsplit('/').next().unwrap_or(&dest)));
             }
-            let companion_of = a.parent.and_then(|(p, _)| placed[p].get(k).map(|(f, n, _, _)| join(f, n)));
-            placed[ai].push((folder.clone(), dest.rsplit('/').next().unwrap_or(&dest).to_string(), n, album.clone()));
+            let companion_of =
+                a.parent.and_then(|(p, _)| placed[p].iter().find(|(f, _, _, _)| *f == folder).map(|(f, n, _, _)| join(f, n)));
+            // Companions follow the photo's first file in each folder (the HEIC or its JPEG).
+            if !placed[ai].iter().any(|(f, _, _, al)| *f == folder && *al == album) {
+                placed[ai].push((folder.clone(), dest.rsplit('/').next().unwrap_or(&dest).to_string(), n, album.clone()));
+            }
             out.entries.push(PlanEntry {
                 action,
                 dest,
@@ -288,6 +311,8 @@ pub fn plan(assets: &[Asset], sources: &[Source], opts: &PlanOptions, placer: &m
                 role: a.parent.map(|(_, r)| role_name(r)),
                 companion_of,
                 why,
+                convert: converted,
+                notes: Vec::new(),
                 asset: ai,
             });
         }
@@ -306,8 +331,8 @@ fn join(folder: &str, name: &str) -> String {
 /// Who holds a name in a destination folder.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Holder {
-    /// A file the manifest (or this run) put there, with these bytes.
-    Ours(ContentHash, Option<ContentHash>),
+    /// A file the manifest (or this run) put there: (original bytes, companion of, converted).
+    Ours(ContentHash, Option<ContentHash>, bool),
     /// A file on disk photoferry knows nothing about.
     Foreign,
 }
@@ -317,8 +342,8 @@ pub struct Placer<'a> {
     out: &'a Path,
     /// folder → collision key → (actual name, holder)
     folders: HashMap<String, HashMap<String, (String, Holder)>>,
-    /// (hash, companion) → paths the manifest already has for it.
-    known: HashMap<(ContentHash, Option<ContentHash>), Vec<String>>,
+    /// (hash, companion, converted) → paths the manifest already has for it.
+    known: HashMap<(ContentHash, Option<ContentHash>, bool), Vec<String>>,
 }
 
 fn split_path(p: &str) -> (&str, &str) {
@@ -336,8 +361,8 @@ impl<'a> Placer<'a> {
             p.folders
                 .entry(folder.to_string())
                 .or_default()
-                .insert(collision_key(name), (name.to_string(), Holder::Ours(f.hash, f.companion_of)));
-            p.known.entry((f.hash, f.companion_of)).or_default().push(f.path.clone());
+                .insert(collision_key(name), (name.to_string(), Holder::Ours(f.hash, f.companion_of, f.converted)));
+            p.known.entry((f.hash, f.companion_of, f.converted)).or_default().push(f.path.clone());
         }
         p
     }
@@ -366,9 +391,10 @@ impl<'a> Placer<'a> {
         size: u64,
         companion: Option<ContentHash>,
         min_suffix: u32,
+        converted: bool,
     ) -> std::result::Result<(Action, String, u32), String> {
         let join = |n: &str| if folder.is_empty() { n.to_string() } else { format!("{folder}/{n}") };
-        if let Some(paths) = self.known.get(&(hash, companion)) {
+        if let Some(paths) = self.known.get(&(hash, companion, converted)) {
             if let Some(p) = paths.iter().find(|p| split_path(p).0 == folder) {
                 let action = if self.out.join(p).exists() { Action::Present } else { Action::Write };
                 let n = suffix_of(split_path(p).1);
@@ -382,16 +408,18 @@ impl<'a> Placer<'a> {
             let held = self.folders.get(folder).and_then(|m| m.get(&key)).cloned();
             match held {
                 None => {
-                    self.claim(folder, &key, &candidate, hash, companion);
+                    self.claim(folder, &key, &candidate, Holder::Ours(hash, companion, converted));
                     return Ok((Action::Write, join(&candidate), n));
                 }
-                Some((_, Holder::Ours(h, c))) if h == hash && c == companion => {
+                Some((_, Holder::Ours(h, c, conv))) if h == hash && c == companion && conv == converted => {
                     return Ok((Action::Present, join(&candidate), n));
                 }
-                Some((actual, Holder::Foreign)) => {
+                // A JPEG made by an earlier run is not byte-identical to a new conversion, so
+                // only originals are adopted by content.
+                Some((actual, Holder::Foreign)) if !converted => {
                     let path = self.out.join(folder).join(&actual);
                     if same_content(&path, size, hash) {
-                        self.claim(folder, &key, &actual, hash, companion);
+                        self.claim(folder, &key, &actual, Holder::Ours(hash, companion, false));
                         return Ok((Action::Adopt, join(&actual), n));
                     }
                 }
@@ -401,11 +429,8 @@ impl<'a> Placer<'a> {
         Err(format!("no free name for {name} in {folder}/ after 10000 tries"))
     }
 
-    fn claim(&mut self, folder: &str, key: &str, name: &str, hash: ContentHash, companion: Option<ContentHash>) {
-        self.folders
-            .entry(folder.to_string())
-            .or_default()
-            .insert(key.to_string(), (name.to_string(), Holder::Ours(hash, companion)));
+    fn claim(&mut self, folder: &str, key: &str, name: &str, holder: Holder) {
+        self.folders.entry(folder.to_string()).or_default().insert(key.to_string(), (name.to_string(), holder));
     }
 }
 

@@ -1,0 +1,568 @@
+//! Convert: HEIC/HEIF stills to JPEG that non-Apple devices open, with nothing lost that a JPEG
+//! can hold. Decoding is libheif's (built in, so iOS 18 files decode); rotation, mirroring and
+//! cropping are applied by libheif exactly once, so EXIF Orientation is reset to 1; grids come
+//! out whole; 10-bit images are scaled to 8 bits with rounding. The whole EXIF block is carried
+//! over (Apple's MakerNote included, so Live Photos still pair), with Orientation and the pixel
+//! dimensions updated; the ICC profile is copied, or built from an nclx colour description;
+//! XMP is copied. Depth maps, portrait mattes and HDR gain maps cannot live in a baseline JPEG;
+//! the result says so.
+
+use std::path::Path;
+
+use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+use libheif_rs::{
+    ColorPrimaries, ColorProfile, ColorProfileNCLX, ColorProfileType, ColorSpace, HeifContext, ImageHandle, LibHeif,
+    RgbChroma, TransferCharacteristics,
+};
+
+/// Default JPEG quality.
+pub const DEFAULT_QUALITY: u8 = 90;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConvertError {
+    #[error("cannot decode: {0}")]
+    Decode(String),
+    #[error("cannot encode JPEG: {0}")]
+    Encode(String),
+}
+
+/// A finished conversion.
+pub struct Converted {
+    pub jpeg: Vec<u8>,
+    pub width: u32,
+    pub height: u32,
+    /// What the JPEG could not keep (gain map, depth, mattes), for the report.
+    pub notes: Vec<String>,
+}
+
+/// Convert the HEIC/HEIF file at `path` to JPEG at `quality` (1–100).
+pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError> {
+    let dec = |e: libheif_rs::HeifError| ConvertError::Decode(e.to_string());
+    let lib = LibHeif::new();
+    let path_str = path.to_str().ok_or_else(|| ConvertError::Decode("path is not UTF-8".into()))?;
+    let mut ctx = HeifContext::read_from_file(path_str).map_err(dec)?;
+    // One decoding thread per image: rayon already keeps every core busy across files.
+    ctx.set_max_decoding_threads(1);
+    let handle = ctx.primary_image_handle().map_err(dec)?;
+    let notes = lost_items(&handle);
+
+    let hdr = handle.luma_bits_per_pixel() > 8;
+    let chroma = if hdr { RgbChroma::HdrRgbLe } else { RgbChroma::Rgb };
+    let image = lib.decode(&handle, ColorSpace::Rgb(chroma), None).map_err(dec)?;
+    let (width, height) = (image.width(), image.height());
+    let planes = image.planes();
+    let plane = planes.interleaved.ok_or_else(|| ConvertError::Decode("no interleaved RGB plane".into()))?;
+    let rgb = pack_rgb8(plane.data, plane.width as usize, plane.height as usize, plane.stride, hdr.then_some(plane.bits_per_pixel));
+
+    let mut jpeg = Vec::with_capacity(rgb.len() / 6);
+    let mut enc = Encoder::new(&mut jpeg, quality.clamp(1, 100));
+    enc.set_sampling_factor(SamplingFactor::F_2_2);
+    let encerr = |e: jpeg_encoder::EncodingError| ConvertError::Encode(e.to_string());
+    if let Some(mut tiff) = exif_tiff(&handle) {
+        if patch_exif(&mut tiff, width, height).is_some() && tiff.len() <= 65_000 {
+            enc.add_exif_metadata(&tiff).map_err(encerr)?;
+        }
+    }
+    if let Some(icc) = icc_profile(&handle) {
+        enc.add_icc_profile(&icc).map_err(encerr)?;
+    }
+    if let Some(xmp) = xmp_packet(&handle) {
+        let mut seg = b"http://ns.adobe.com/xap/1.0/\0".to_vec();
+        seg.extend_from_slice(&xmp);
+        if seg.len() <= 65_000 {
+            enc.add_app_segment(1, seg).map_err(encerr)?;
+        }
+    }
+    enc.encode(&rgb, width as u16, height as u16, ColorType::Rgb).map_err(encerr)?;
+    Ok(Converted { jpeg, width, height, notes })
+}
+
+/// Interleaved RGB rows (8-bit, or 16-bit little-endian holding `bits`-bit values) to tightly
+/// packed 8-bit RGB. High bit depths are scaled with rounding: v·255/max.
+fn pack_rgb8(data: &[u8], w: usize, h: usize, stride: usize, bits: Option<u8>) -> Vec<u8> {
+    let mut out = Vec::with_capacity(w * h * 3);
+    match bits {
+        None => {
+            for y in 0..h {
+                out.extend_from_slice(&data[y * stride..y * stride + w * 3]);
+            }
+        }
+        Some(bits) => {
+            let max = (1u32 << bits) - 1;
+            for y in 0..h {
+                let row = &data[y * stride..y * stride + w * 6];
+                for px in row.chunks_exact(2) {
+                    let v = u16::from_le_bytes([px[0], px[1]]) as u32;
+                    out.push(((v.min(max) * 255 + max / 2) / max) as u8);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// What the primary image carries that a JPEG cannot.
+fn lost_items(handle: &ImageHandle) -> Vec<String> {
+    let mut notes = Vec::new();
+    for aux in handle.auxiliary_images(None) {
+        let t = aux.auxiliary_type().unwrap_or_default();
+        let note = if t.contains("hdrgainmap") || t.contains("gainmap") {
+            "HDR gain map not kept: the JPEG shows the standard-range picture (the HDR look is not kept)".to_string()
+        } else if t.contains("matte") {
+            format!("portrait matte not kept ({t})")
+        } else if t.contains("depth") || t.contains("disparity") {
+            "depth map not kept".to_string()
+        } else {
+            format!("auxiliary image not kept ({t})")
+        };
+        if !notes.contains(&note) {
+            notes.push(note);
+        }
+    }
+    if handle.has_depth_image() && !notes.iter().any(|n| n.starts_with("depth")) {
+        notes.push("depth map not kept".into());
+    }
+    notes
+}
+
+/// The TIFF part of the `Exif` item (after its 4-byte offset prefix).
+fn exif_tiff(handle: &ImageHandle) -> Option<Vec<u8>> {
+    let mut ids = [0u32; 4];
+    let n = handle.metadata_block_ids(&mut ids, b"Exif");
+    let raw = handle.metadata(*ids[..n].first()?).ok()?;
+    let off = u32::from_be_bytes(raw.get(0..4)?.try_into().ok()?) as usize;
+    let tiff = raw.get(4 + off..)?;
+    (tiff.starts_with(b"MM\0*") || tiff.starts_with(b"II*\0")).then(|| tiff.to_vec())
+}
+
+fn xmp_packet(handle: &ImageHandle) -> Option<Vec<u8>> {
+    let mut ids = [0u32; 8];
+    let n = handle.metadata_block_ids(&mut ids, b"mime");
+    ids[..n].iter().find_map(|&id| {
+        (handle.metadata_content_type(id) == Some("application/rdf+xml")).then(|| handle.metadata(id).ok()).flatten()
+    })
+}
+
+/// Set Orientation (0x0112) to 1 and PixelXDimension/PixelYDimension (0xA002/0xA003) to the
+/// output size, in place. Offsets do not move, so the MakerNote and everything else survive
+/// byte for byte. `None` if the block is malformed.
+pub fn patch_exif(tiff: &mut [u8], width: u32, height: u32) -> Option<()> {
+    let le = match tiff.get(0..2)? {
+        b"II" => true,
+        b"MM" => false,
+        _ => return None,
+    };
+    let r16 = |b: &[u8], at: usize| -> Option<u16> {
+        let x: [u8; 2] = b.get(at..at + 2)?.try_into().ok()?;
+        Some(if le { u16::from_le_bytes(x) } else { u16::from_be_bytes(x) })
+    };
+    let r32 = |b: &[u8], at: usize| -> Option<u32> {
+        let x: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+        Some(if le { u32::from_le_bytes(x) } else { u32::from_be_bytes(x) })
+    };
+    let w16 = |b: &mut [u8], at: usize, v: u16| -> Option<()> {
+        b.get_mut(at..at + 2)?.copy_from_slice(&if le { v.to_le_bytes() } else { v.to_be_bytes() });
+        Some(())
+    };
+    let w32 = |b: &mut [u8], at: usize, v: u32| -> Option<()> {
+        b.get_mut(at..at + 4)?.copy_from_slice(&if le { v.to_le_bytes() } else { v.to_be_bytes() });
+        Some(())
+    };
+    let ifd0 = r32(tiff, 4)? as usize;
+    let mut exif_ifd = None;
+    let n0 = r16(tiff, ifd0)? as usize;
+    for i in 0..n0.min(1024) {
+        let e = ifd0 + 2 + i * 12;
+        match r16(tiff, e)? {
+            0x0112 => w16(tiff, e + 8, 1)?,
+            0x8769 => exif_ifd = Some(r32(tiff, e + 8)? as usize),
+            _ => {}
+        }
+    }
+    if let Some(ifd) = exif_ifd {
+        let n = r16(tiff, ifd)? as usize;
+        for i in 0..n.min(1024) {
+            let e = ifd + 2 + i * 12;
+            let tag = r16(tiff, e)?;
+            let value = match tag {
+                0xA002 => width,
+                0xA003 => height,
+                _ => continue,
+            };
+            match r16(tiff, e + 2)? {
+                3 => w16(tiff, e + 8, value.min(u16::MAX as u32) as u16)?,
+                4 => w32(tiff, e + 8, value)?,
+                _ => {}
+            }
+        }
+    }
+    Some(())
+}
+
+/// The ICC profile to embed: the file's own, or one equivalent to its nclx description.
+fn icc_profile(handle: &ImageHandle) -> Option<Vec<u8>> {
+    match handle.color_profile_raw() {
+        Some(raw) if raw.profile_type() == ColorProfileType::PROF || raw.profile_type() == ColorProfileType::R_ICC => {
+            return Some(raw.data);
+        }
+        _ => {}
+    }
+    let nclx = handle.color_profile_nclx()?;
+    icc_from_nclx(&nclx)
+}
+
+fn icc_from_nclx(nclx: &ColorProfileNCLX) -> Option<Vec<u8>> {
+    let name = match nclx.color_primaries() {
+        ColorPrimaries::ITU_R_BT_709_5 => "sRGB (from HEIF nclx: BT.709 primaries)",
+        ColorPrimaries::SMPTE_EG_432_1 => "Display P3 (from HEIF nclx)",
+        ColorPrimaries::ITU_R_BT_2020_2_and_2100_0 => "BT.2020 (from HEIF nclx)",
+        ColorPrimaries::Unspecified | ColorPrimaries::Unknown => return None,
+        _ => "RGB (from HEIF nclx)",
+    };
+    let _ = TransferCharacteristics::IEC_61966_2_1; // transfers other than sRGB-like are rare on stills
+    let prim = [
+        (nclx.color_primary_red_x() as f64, nclx.color_primary_red_y() as f64),
+        (nclx.color_primary_green_x() as f64, nclx.color_primary_green_y() as f64),
+        (nclx.color_primary_blue_x() as f64, nclx.color_primary_blue_y() as f64),
+    ];
+    let white = (nclx.color_primary_white_x() as f64, nclx.color_primary_white_y() as f64);
+    if prim.iter().chain(std::iter::once(&white)).any(|(x, y)| !(*x > 0.0 && *y > 0.0)) {
+        return None;
+    }
+    Some(matrix_trc_icc(name, prim, white))
+}
+
+/// An ICC v2 display profile: the given primaries and white point (adapted to D50 with
+/// Bradford), and the sRGB tone curve.
+pub fn matrix_trc_icc(description: &str, prim: [(f64, f64); 3], white: (f64, f64)) -> Vec<u8> {
+    let xyz = |(x, y): (f64, f64)| [x / y, 1.0, (1.0 - x - y) / y];
+    let w = xyz(white);
+    let p: Vec<[f64; 3]> = prim.iter().map(|&c| xyz(c)).collect();
+    // Scale the primaries so that R+G+B = white.
+    let m = [[p[0][0], p[1][0], p[2][0]], [p[0][1], p[1][1], p[2][1]], [p[0][2], p[1][2], p[2][2]]];
+    let s = mul_vec(&inv3(&m), &w);
+    let cols: Vec<[f64; 3]> = (0..3).map(|i| [p[i][0] * s[i], p[i][1] * s[i], p[i][2] * s[i]]).collect();
+    // Bradford adaptation from the white point to D50.
+    const BRADFORD: [[f64; 3]; 3] = [[0.8951, 0.2664, -0.1614], [-0.7502, 1.7135, 0.0367], [0.0389, -0.0685, 1.0296]];
+    const D50: [f64; 3] = [0.9642, 1.0, 0.8249];
+    let (cs, cd) = (mul_vec(&BRADFORD, &w), mul_vec(&BRADFORD, &D50));
+    let scale = [[cd[0] / cs[0], 0.0, 0.0], [0.0, cd[1] / cs[1], 0.0], [0.0, 0.0, cd[2] / cs[2]]];
+    let adapt = mul3(&inv3(&BRADFORD), &mul3(&scale, &BRADFORD));
+    let adapted: Vec<[f64; 3]> = cols.iter().map(|c| mul_vec(&adapt, c)).collect();
+
+    let s15 = |v: f64| ((v * 65536.0).round() as i32).to_be_bytes();
+    let xyz_tag = |v: [f64; 3]| {
+        let mut t = b"XYZ \0\0\0\0".to_vec();
+        for c in v {
+            t.extend_from_slice(&s15(c));
+        }
+        t
+    };
+    let mut desc = b"desc\0\0\0\0".to_vec();
+    desc.extend_from_slice(&((description.len() + 1) as u32).to_be_bytes());
+    desc.extend_from_slice(description.as_bytes());
+    desc.push(0);
+    desc.extend_from_slice(&[0; 4 + 4 + 2 + 1 + 67]);
+    let mut cprt = b"text\0\0\0\0".to_vec();
+    cprt.extend_from_slice(b"No copyright, use freely\0");
+    let mut curv = b"curv\0\0\0\0".to_vec();
+    let n = 1024u32;
+    curv.extend_from_slice(&n.to_be_bytes());
+    for i in 0..n {
+        let v = i as f64 / (n - 1) as f64;
+        let lin = if v <= 0.04045 { v / 12.92 } else { ((v + 0.055) / 1.055).powf(2.4) };
+        curv.extend_from_slice(&((lin * 65535.0).round() as u16).to_be_bytes());
+    }
+    let tags: Vec<(&[u8; 4], Vec<u8>)> = vec![
+        (b"desc", desc),
+        (b"cprt", cprt),
+        (b"wtpt", xyz_tag(D50)),
+        (b"rXYZ", xyz_tag(adapted[0])),
+        (b"gXYZ", xyz_tag(adapted[1])),
+        (b"bXYZ", xyz_tag(adapted[2])),
+        (b"rTRC", curv),
+    ];
+    let count = tags.len() + 2; // gTRC and bTRC share rTRC's data
+    let mut offset = 128 + 4 + 12 * count;
+    let mut table = (count as u32).to_be_bytes().to_vec();
+    let mut data = Vec::new();
+    let mut trc_at = (0, 0);
+    for (sig, body) in &tags {
+        while offset % 4 != 0 {
+            offset += 1;
+            data.push(0);
+        }
+        table.extend_from_slice(*sig);
+        table.extend_from_slice(&(offset as u32).to_be_bytes());
+        table.extend_from_slice(&(body.len() as u32).to_be_bytes());
+        if *sig == b"rTRC" {
+            trc_at = (offset, body.len());
+        }
+        offset += body.len();
+        data.extend_from_slice(body);
+    }
+    for sig in [b"gTRC", b"bTRC"] {
+        table.extend_from_slice(sig);
+        table.extend_from_slice(&(trc_at.0 as u32).to_be_bytes());
+        table.extend_from_slice(&(trc_at.1 as u32).to_be_bytes());
+    }
+    let size = 128 + table.len() + data.len();
+    let mut h = vec![0u8; 128];
+    h[0..4].copy_from_slice(&(size as u32).to_be_bytes());
+    h[8..12].copy_from_slice(&[0x02, 0x10, 0, 0]);
+    h[12..16].copy_from_slice(b"mntr");
+    h[16..20].copy_from_slice(b"RGB ");
+    h[20..24].copy_from_slice(b"XYZ ");
+    h[36..40].copy_from_slice(b"acsp");
+    for (i, c) in D50.iter().enumerate() {
+        h[68 + i * 4..72 + i * 4].copy_from_slice(&s15(*c));
+    }
+    h.extend_from_slice(&table);
+    h.extend_from_slice(&data);
+    h
+}
+
+fn mul3(a: &[[f64; 3]; 3], b: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
+    let mut r = [[0.0; 3]; 3];
+    for i in 0..3 {
+        for j in 0..3 {
+            r[i][j] = (0..3).map(|k| a[i][k] * b[k][j]).sum();
+        }
+    }
+    r
+}
+
+fn mul_vec(a: &[[f64; 3]; 3], v: &[f64; 3]) -> [f64; 3] {
+    [0, 1, 2].map(|i| (0..3).map(|k| a[i][k] * v[k]).sum())
+}
+
+fn inv3(m: &[[f64; 3]; 3]) -> [[f64; 3]; 3] {
+    let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+        + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+    let c = |a: usize, b: usize, c: usize, d: usize| m[a][b] * m[c][d];
+    [
+        [(c(1, 1, 2, 2) - c(1, 2, 2, 1)) / det, (c(0, 2, 2, 1) - c(0, 1, 2, 2)) / det, (c(0, 1, 1, 2) - c(0, 2, 1, 1)) / det],
+        [(c(1, 2, 2, 0) - c(1, 0, 2, 2)) / det, (c(0, 0, 2, 2) - c(0, 2, 2, 0)) / det, (c(0, 2, 1, 0) - c(0, 0, 1, 2)) / det],
+        [(c(1, 0, 2, 1) - c(1, 1, 2, 0)) / det, (c(0, 1, 2, 0) - c(0, 0, 2, 1)) / det, (c(0, 0, 1, 1) - c(0, 1, 1, 0)) / det],
+    ]
+}
+
+/// The description of an ICC profile (v2 `desc` or v4 `mluc`), for reports and tests.
+pub fn icc_description(icc: &[u8]) -> Option<String> {
+    let be32 = |at: usize| icc.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    let count = be32(128)?;
+    for i in 0..count.min(256) {
+        let e = 132 + i * 12;
+        if icc.get(e..e + 4)? != b"desc" {
+            continue;
+        }
+        let (off, len) = (be32(e + 4)?, be32(e + 8)?);
+        let tag = icc.get(off..off.checked_add(len)?)?;
+        return match tag.get(0..4)? {
+            b"desc" => {
+                let n = u32::from_be_bytes(tag.get(8..12)?.try_into().ok()?) as usize;
+                let s = tag.get(12..12 + n)?;
+                Some(String::from_utf8_lossy(s).trim_end_matches('\0').to_string())
+            }
+            b"mluc" => {
+                let (len, off) = (
+                    u32::from_be_bytes(tag.get(20..24)?.try_into().ok()?) as usize,
+                    u32::from_be_bytes(tag.get(24..28)?.try_into().ok()?) as usize,
+                );
+                let units: Vec<u16> = tag.get(off..off + len)?.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+                Some(String::from_utf16_lossy(&units).trim_end_matches('\0').to_string())
+            }
+            _ => None,
+        };
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bt709_profile_matches_srgb_colorants() {
+        let icc = matrix_trc_icc("test sRGB", [(0.64, 0.33), (0.30, 0.60), (0.15, 0.06)], (0.3127, 0.3290));
+        assert_eq!(icc_description(&icc).as_deref(), Some("test sRGB"));
+        let tag = |sig: &[u8; 4]| {
+            let n = u32::from_be_bytes(icc[128..132].try_into().unwrap()) as usize;
+            (0..n).find_map(|i| {
+                let e = 132 + i * 12;
+                (&icc[e..e + 4] == sig).then(|| u32::from_be_bytes(icc[e + 4..e + 8].try_into().unwrap()) as usize)
+            })
+        };
+        let read = |sig: &[u8; 4]| {
+            let off = tag(sig).unwrap();
+            [0, 1, 2].map(|k| i32::from_be_bytes(icc[off + 8 + 4 * k..off + 12 + 4 * k].try_into().unwrap()) as f64 / 65536.0)
+        };
+        // The published D50-adapted sRGB colorants.
+        let r = read(b"rXYZ");
+        assert!((r[0] - 0.4361).abs() < 0.002 && (r[1] - 0.2225).abs() < 0.002 && (r[2] - 0.0139).abs() < 0.002, "{r:?}");
+        let g = read(b"gXYZ");
+        assert!((g[0] - 0.3851).abs() < 0.002 && (g[1] - 0.7169).abs() < 0.002, "{g:?}");
+        assert_eq!(u32::from_be_bytes(icc[0..4].try_into().unwrap()) as usize, icc.len());
+    }
+
+    #[test]
+    fn exif_patch_sets_orientation_and_size_only() {
+        let mut tiff = crate::test_fixtures::tiff(
+            &[(0x010F, 2, b"Apple\0".to_vec()), (0x0112, 3, vec![0, 6])],
+            &[(0xA002, 4, vec![0, 0, 0x0F, 0xC0]), (0xA003, 3, vec![0x0B, 0xD0]), (0x927C, 7, crate::test_fixtures::apple_makernote("ID-1"))],
+        );
+        let before = tiff.clone();
+        patch_exif(&mut tiff, 3024, 4032).unwrap();
+        let exif = exif::Reader::new().read_raw(tiff.clone()).unwrap();
+        let get = |t| exif.get_field(t, exif::In::PRIMARY).unwrap().value.get_uint(0).unwrap();
+        assert_eq!(get(exif::Tag::Orientation), 1);
+        assert_eq!(get(exif::Tag::PixelXDimension), 3024);
+        assert_eq!(get(exif::Tag::PixelYDimension), 4032);
+        assert_eq!(crate::probe::exif::content_identifier(&exif).as_deref(), Some("ID-1"));
+        assert_eq!(tiff.len(), before.len());
+        // Malformed blocks are refused, not half-patched.
+        assert!(patch_exif(&mut b"MM\0*\xff\xff\xff\x00".to_vec(), 1, 1).is_none());
+        assert!(patch_exif(&mut b"XX".to_vec(), 1, 1).is_none());
+    }
+
+    #[test]
+    fn ten_bit_samples_scale_with_rounding() {
+        let px = |v: u16| v.to_le_bytes();
+        let data: Vec<u8> = [0u16, 1023, 512, 2, 1021, 4].iter().flat_map(|&v| px(v)).collect();
+        assert_eq!(pack_rgb8(&data, 1, 1, 6, Some(10)), vec![0, 255, 128]);
+        let data2: Vec<u8> = [2u16, 1021, 4].iter().flat_map(|&v| px(v)).collect();
+        assert_eq!(pack_rgb8(&data2, 1, 1, 6, Some(10)), vec![0, 254, 1]);
+    }
+}
+
+/// `photoferry convert`: every HEIC/HEIF among the inputs (files, folders, zips) to
+/// `OUT/<stem>.jpg`, never replacing anything (a taken name gets ` (2)`), mtime = capture time.
+pub mod files {
+    use std::collections::HashSet;
+    use std::io::Read;
+    use std::path::{Path, PathBuf};
+
+    use rayon::prelude::*;
+    use serde::Serialize;
+
+    use crate::error::{Error, FileError, FileErrorKind, Result};
+    use crate::fsutil::{self, Lock, Placed};
+    use crate::model::MediaKind;
+    use crate::names::{collision_key, safe_component, split_ext, with_suffix};
+    use crate::progress::{Progress, Stage};
+    use crate::sniff::{sniff, Sniffed, SNIFF_LEN};
+    use crate::source::{self, Locator, Source};
+
+    #[derive(Debug, Clone, Serialize)]
+    pub struct Done {
+        pub source: String,
+        pub dest: String,
+        pub notes: Vec<String>,
+    }
+
+    #[derive(Debug, Default, Serialize)]
+    pub struct ConvertReport {
+        pub converted: Vec<Done>,
+        pub skipped: Vec<(String, String)>,
+        pub errors: Vec<FileError>,
+    }
+
+    pub fn convert_files(inputs: &[PathBuf], out: &Path, quality: u8, progress: &dyn Progress) -> Result<ConvertReport> {
+        if inputs.is_empty() {
+            return Err(Error::NoInputs);
+        }
+        let state = fsutil::state_dir(out);
+        let tmp_dir = state.join("tmp");
+        std::fs::create_dir_all(&state).map_err(|e| Error::io(&state, e))?;
+        let _lock = Lock::acquire(&state, out)?;
+        fsutil::clear_dir(&tmp_dir).map_err(|e| Error::io(&tmp_dir, e))?;
+        let out = std::fs::canonicalize(out).map_err(|e| Error::io(out, e))?;
+        progress.start(Stage::Scan, 0, 0);
+        let scanned = source::enumerate(inputs, &out, &tmp_dir);
+        progress.finish();
+        let mut report = ConvertReport { errors: scanned.errors, ..Default::default() };
+        // Names are decided up front, in input order, so a re-run gives the same names.
+        let mut taken: HashSet<String> = std::fs::read_dir(&out)
+            .map(|rd| rd.flatten().map(|e| collision_key(&e.file_name().to_string_lossy())).collect())
+            .unwrap_or_default();
+        let mut jobs: Vec<(&Source, String)> = Vec::new();
+        for s in &scanned.sources {
+            match head_kind(s) {
+                Ok(true) => {
+                    let base = format!("{}.jpg", split_ext(&safe_component(&s.name)).0);
+                    let name = (1..).map(|n| with_suffix(&base, n)).find(|c| !taken.contains(&collision_key(c))).expect("a free name");
+                    taken.insert(collision_key(&name));
+                    jobs.push((s, name));
+                }
+                Ok(false) => report.skipped.push((s.display(), "not a HEIC/HEIF still".into())),
+                Err(e) => report.errors.push(err(s, format!("read failed: {e}"), "skipped")),
+            }
+        }
+        progress.start(Stage::Write, jobs.len() as u64, 0);
+        let results: Vec<std::result::Result<Done, FileError>> = jobs
+            .par_iter()
+            .map(|(s, name)| {
+                let r = convert_one(s, &out, &tmp_dir, name, quality);
+                progress.advance(1, 0);
+                r
+            })
+            .collect();
+        progress.finish();
+        for r in results {
+            match r {
+                Ok(d) => report.converted.push(d),
+                Err(e) => report.errors.push(e),
+            }
+        }
+        Ok(report)
+    }
+
+    fn head_kind(s: &Source) -> std::io::Result<bool> {
+        s.read_with(|r| {
+            let mut head = [0u8; SNIFF_LEN];
+            let mut n = 0;
+            while n < head.len() {
+                match r.read(&mut head[n..])? {
+                    0 => break,
+                    k => n += k,
+                }
+            }
+            Ok(sniff(&s.name, &head[..n]) == Sniffed::Media(MediaKind::Heif))
+        })
+    }
+
+    fn err(s: &Source, message: String, action: &str) -> FileError {
+        FileError { location: s.display(), kind: FileErrorKind::Corrupt, message, action: action.into(), year: None }
+    }
+
+    fn convert_one(s: &Source, out: &Path, tmp_dir: &Path, name: &str, quality: u8) -> std::result::Result<Done, FileError> {
+        // libheif reads a file: a plain file is read where it is, a zip entry is spilled first.
+        let spilled;
+        let path: &Path = match &s.locator {
+            Locator::File(p) => p,
+            Locator::Zip { .. } => {
+                let mut tmp = tempfile::Builder::new().prefix(".pf-").tempfile_in(tmp_dir).map_err(|e| err(s, e.to_string(), "skipped"))?;
+                s.read_with(|r| std::io::copy(r, tmp.as_file_mut())).map_err(|e| err(s, format!("read failed: {e}"), "skipped"))?;
+                spilled = tmp.into_temp_path();
+                &spilled
+            }
+        };
+        let c = super::heic_to_jpeg(path, quality).map_err(|e| err(s, e.to_string(), "not converted"))?;
+        let capture = std::fs::File::open(path)
+            .ok()
+            .and_then(|mut f| crate::probe::probe(MediaKind::Heif, &mut f, 0).ok())
+            .and_then(|p| p.capture);
+        let mut tmp = tempfile::Builder::new().prefix(".pf-").tempfile_in(tmp_dir).map_err(|e| err(s, e.to_string(), "not written"))?;
+        std::io::Write::write_all(tmp.as_file_mut(), &c.jpeg).map_err(|e| err(s, e.to_string(), "not written"))?;
+        fsutil::finish_temp(tmp.as_file(), capture.map(|c| c.unix_seconds())).map_err(|e| err(s, e.to_string(), "not written"))?;
+        let tmp = tmp.into_temp_path();
+        match fsutil::place(&tmp, &out.join(name)) {
+            Ok(Placed::Done) => {
+                let _ = tmp.keep();
+                Ok(Done { source: s.display(), dest: name.to_string(), notes: c.notes })
+            }
+            Ok(Placed::Exists) => Err(err(s, format!("{name} appeared while converting"), "not overwritten")),
+            Err(e) => Err(err(s, format!("cannot write {name}: {e}"), "not written")),
+        }
+    }
+}
