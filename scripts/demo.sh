@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+echo "building photoferry (the first build takes a few minutes)..."
 cargo build --release --quiet --bin photoferry --example make-fixtures
 ./target/release/examples/make-fixtures fixtures/sample-export
 rm -rf fixtures/out

@@ -20,6 +20,10 @@ pub enum Error {
     ManifestVersion { path: PathBuf, found: i64, known: i64 },
     #[error("no inputs given")]
     NoInputs,
+    #[error("none of the inputs exists: {0}")]
+    InputsMissing(String),
+    #[error("--out {} is a file, not a folder", .0.display())]
+    OutIsFile(PathBuf),
 }
 
 impl Error {

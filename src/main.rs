@@ -239,6 +239,9 @@ fn explain(dir: &std::path::Path, what: &str) -> ExitCode {
         for s in &f.sources {
             let _ = writeln!(o, "  from     {s}");
         }
+        for p in &f.pair {
+            let _ = writeln!(o, "  with     {p}");
+        }
         for w in f.why.lines() {
             let _ = writeln!(o, "  why      {w}");
         }
@@ -287,7 +290,7 @@ fn print_human(r: &Report, verbose: bool, explain: bool) {
             let _ = writeln!(o, "skipped: {}: {}", s.location, s.reason);
         }
     }
-    let _ = writeln!(o, "{:<8} {:>7} {:>8} {:>8} {:>11} {:>8} {:>7}", "year", "found", if r.dry_run { "to write" } else { "written" }, "present", "duplicates", "skipped", "errors");
+    let _ = writeln!(o, "{:<8} {:>7} {:>8} {:>8} {:>11} {:>8} {:>7}", "year", "found", if r.dry_run { "to-write" } else { "written" }, "present", "duplicates", "skipped", "errors");
     for (year, c) in r.years.iter().chain(std::iter::once((&"total".to_string(), &r.totals))) {
         let _ = writeln!(
             o,
@@ -300,7 +303,7 @@ fn print_human(r: &Report, verbose: bool, explain: bool) {
         if t.written == 0 && t.found > 0 {
             let _ = writeln!(o, "Nothing new: all {} files are already in {}.", t.present, r.out.display());
         } else {
-            let _ = writeln!(o, "Wrote {} new files to {}.", t.written, r.out.display());
+            let _ = writeln!(o, "Wrote {} new file{} to {}.", t.written, if t.written == 1 { "" } else { "s" }, r.out.display());
         }
     }
     let lost: usize = r.plan.iter().filter(|p| p.notes.iter().any(|n| n.starts_with("HDR gain map"))).count();

@@ -143,6 +143,9 @@ pub struct Explained {
     pub role: Option<String>,
     pub why: String,
     pub sources: Vec<String>,
+    /// Files that travel with this one in its folder (a still's Live Photo video, edits,
+    /// sidecars), or the photo this one travels with.
+    pub pair: Vec<String>,
 }
 
 pub struct Manifest {
@@ -359,6 +362,8 @@ impl Manifest {
     /// Placed files whose path, file name or source path matches `needle` (case-insensitive;
     /// a file name matches any folder), and skipped sources matching it.
     pub fn explain(&self, needle: &str) -> Result<(Vec<Explained>, Vec<(String, String, String)>)> {
+        // An input path given relative to the current folder is matched as an absolute one.
+        let needle = std::fs::canonicalize(needle).map(|p| p.to_string_lossy().into_owned()).unwrap_or_else(|_| needle.to_string());
         let key = crate::names::collision_key(needle.trim_start_matches("./"));
         let mut stmt = self
             .conn
@@ -367,7 +372,8 @@ impl Manifest {
                  FROM files f JOIN assets a USING (blake3)
                  WHERE f.path_key = ?1 OR f.path_key LIKE '%/' || ?1
                     OR f.blake3 IN (SELECT blake3 FROM sources WHERE lower(inner_path) = ?1
-                                    OR lower(inner_path) LIKE '%/' || ?1 OR lower(input) = ?1)
+                                    OR lower(inner_path) LIKE '%/' || ?1 OR lower(input) = ?1
+                                    OR lower(input) || '/' || lower(inner_path) = ?1)
                  ORDER BY f.path",
             )
             .map_err(|e| db(&self.path, e))?;
@@ -383,6 +389,7 @@ impl Manifest {
                     role: r.get(6)?,
                     why: r.get::<_, Option<String>>(7)?.unwrap_or_default(),
                     sources: Vec::new(),
+                    pair: Vec::new(),
                 })
             })
             .map_err(|e| db(&self.path, e))?;
@@ -391,7 +398,23 @@ impl Manifest {
             .conn
             .prepare("SELECT input, inner_path FROM sources WHERE blake3 = ?1 ORDER BY input, inner_path")
             .map_err(|e| db(&self.path, e))?;
+        let mut pair = self
+            .conn
+            .prepare(
+                "SELECT o.path, coalesce(o.role, 'photo') FROM files f JOIN files o
+                   ON (o.companion_of = f.blake3 OR f.companion_of = o.blake3)
+                  AND rtrim(o.path, replace(o.path, '/', '')) = rtrim(f.path, replace(f.path, '/', ''))
+                 WHERE f.path = ?1 ORDER BY o.path",
+            )
+            .map_err(|e| db(&self.path, e))?;
         for e in &mut found {
+            let rows = pair
+                .query_map([&e.path], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+                .map_err(|e| db(&self.path, e))?;
+            for row in rows {
+                let (path, role) = row.map_err(|e| db(&self.path, e))?;
+                e.pair.push(format!("{path} ({role})"));
+            }
             let rows = src
                 .query_map([&e.blake3], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
                 .map_err(|e| db(&self.path, e))?;

@@ -83,6 +83,13 @@ pub fn organize(opts: &OrganizeOptions, progress: &dyn Progress) -> Result<Repor
     if opts.inputs.is_empty() {
         return Err(Error::NoInputs);
     }
+    if opts.inputs.iter().all(|p| !p.exists()) {
+        let names: Vec<String> = opts.inputs.iter().map(|p| p.display().to_string()).collect();
+        return Err(Error::InputsMissing(names.join(", ")));
+    }
+    if opts.out.exists() && !opts.out.is_dir() {
+        return Err(Error::OutIsFile(opts.out.clone()));
+    }
     let out = canonical_out(&opts.out).map_err(|e| Error::io(&opts.out, e))?;
     let state = fsutil::state_dir(&out);
     let tmp_dir = state.join("tmp");
@@ -131,9 +138,12 @@ pub fn organize(opts: &OrganizeOptions, progress: &dyn Progress) -> Result<Repor
     let warnings = std::mem::take(&mut catalog.notes);
     progress.finish();
 
-    // Read: sniff, copy-and-hash, probe. Deleted items are not read unless asked for.
-    let total_bytes: u64 = sources.iter().map(|s| s.size).sum();
-    progress.start(Stage::Read, sources.len() as u64, total_bytes);
+    // Read: sniff, copy-and-hash, probe. Deleted items are not read unless asked for; sources a
+    // previous run fingerprinted are not read at all.
+    let cache_key = |s: &Source| (s.input.to_string_lossy().into_owned(), s.inner.clone());
+    let fresh = |s: &Source| cache.get(&cache_key(s)).is_none_or(|c| c.fingerprint != s.fingerprint);
+    let to_read: Vec<&Source> = sources.iter().filter(|s| fresh(s)).collect();
+    progress.start(Stage::Read, to_read.len() as u64, to_read.iter().map(|s| s.size).sum());
     let staging = (!opts.dry_run).then_some(tmp_dir.as_path());
     let resolved: Vec<Resolved> = sources
         .par_iter()
@@ -145,10 +155,12 @@ pub fn organize(opts: &OrganizeOptions, progress: &dyn Progress) -> Result<Repor
             } else if inf.deleted && !opts.include_deleted {
                 Resolved::Skipped("in Recently Deleted (use --include-deleted to keep it)".into())
             } else {
-                let cached = cache.get(&(src.input.to_string_lossy().into_owned(), src.inner.clone()));
+                let cached = cache.get(&cache_key(src));
                 read::resolve(src, cached, staging, opts.sync)
             };
-            progress.advance(1, src.size);
+            if fresh(src) {
+                progress.advance(1, src.size);
+            }
             r
         })
         .collect();

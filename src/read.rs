@@ -64,6 +64,15 @@ pub fn resolve(src: &Source, cached: Option<&CachedSource>, staging: Option<&Pat
         Err(e) => return fail(FileErrorKind::Read, format!("read failed: {e}")),
     };
     let CopiedMedia { sniffed, hash, size, mut sink } = copied;
+    if let Sniffed::Mismatch { claimed } = sniffed {
+        // Not a damaged photo but something else under a photo's name (an error page saved as
+        // .HEIC, a truncated download): not written; the input stays where it is.
+        let head = sink_head(&mut sink, src);
+        return fail(
+            FileErrorKind::Corrupt,
+            format!("the content is not {} as its name says (it starts with {head})", claimed.as_str().to_uppercase()),
+        );
+    }
     let (kind, probed) = match sniffed {
         Sniffed::Media(kind) => {
             let r = match &mut sink {
@@ -76,11 +85,7 @@ pub fn resolve(src: &Source, cached: Option<&CachedSource>, staging: Option<&Pat
             };
             (kind, r.map_err(|e| e.to_string()))
         }
-        Sniffed::Mismatch { claimed } => {
-            let head = sink_head(&mut sink, src);
-            (claimed, Err(format!("the content is not {} as its name says (it starts with {head})", claimed.as_str().to_uppercase())))
-        }
-        Sniffed::Zip | Sniffed::Other(_) => unreachable!("handled in copy_and_hash"),
+        Sniffed::Mismatch { .. } | Sniffed::Zip | Sniffed::Other(_) => unreachable!("handled above and in copy_and_hash"),
     };
     let (probe, problem) = match probed {
         Ok(p) => (p, None),

@@ -293,6 +293,13 @@ fn album_copies_and_once() {
     assert_eq!(code, 0);
     assert!(stdout.contains("Live Photo video: same content identifier ABCDEF01"), "{stdout}");
     assert!(stdout.contains("album    Beach"), "{stdout}");
+    assert!(stdout.contains("with     2020/Beach/IMG_0001.JPG (photo)"), "{stdout}");
+    let (_, stdout, _) = run(&["explain", &s(&out), "2020/Beach/IMG_0001.JPG"], None);
+    assert!(stdout.contains("with     2020/Beach/IMG_0001.MOV (live-video)"), "{stdout}");
+    // By input path, too.
+    let (code, stdout, _) = run(&["explain", &s(&out), &format!("{}/P/Photos/IMG_0001.JPG", s(&zip))], None);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("2020/Best of_ 2020_/IMG_0001.JPG"), "{stdout}");
     let (code, _, _) = run(&["explain", &s(&out), "nothing-like-this.jpg"], None);
     assert_eq!(code, 1);
 }

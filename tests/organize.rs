@@ -189,7 +189,7 @@ fn bad_inputs_are_reported_and_the_run_goes_on() {
     assert!(has(&["hostile.zip: /etc/abs.jpg", "absolute path"]), "{stderr}");
     assert!(has(&["hostile.zip: C:\\drive.jpg", "drive letter"]), "{stderr}");
     assert!(has(&["hostile.zip: crc/IMG_0003.JPG", "read failed", "not written"]), "{stderr}");
-    assert!(has(&["IMG_0666.HEIC", "content is not HEIF", "kept unchanged"]), "{stderr}");
+    assert!(has(&["IMG_0666.HEIC", "content is not HEIF", "not written"]), "{stderr}");
     assert!(has(&["IMG_0008.JPG", "kept unchanged"]), "{stderr}");
     assert!(has(&["empty.JPG", "empty"]), "{stderr}");
     assert_eq!(lines.len(), 8, "{stderr}");
@@ -198,10 +198,11 @@ fn bad_inputs_are_reported_and_the_run_goes_on() {
     for p in ["2020/IMG_0007.JPG", "2021/IMG_0009.JPG"] {
         assert!(got.contains(p), "{p} missing from {got:?}");
     }
-    // The garbage .HEIC and the broken JPEG are kept (dated by file time), the rest are not.
-    assert!(got.iter().any(|p| p.ends_with("/IMG_0666.HEIC")), "{got:?}");
+    // The JPEG with a broken EXIF header is kept (dated by file time); the text file named
+    // .HEIC, the empty file, the bad-CRC and the refused entries are not written.
     assert!(got.iter().any(|p| p.ends_with("/IMG_0008.JPG")), "{got:?}");
-    assert_eq!(got.len(), 4, "{got:?}");
+    assert!(!got.iter().any(|p| p.ends_with("IMG_0666.HEIC")), "{got:?}");
+    assert_eq!(got.len(), 3, "{got:?}");
     // Nothing escaped: the only things beside `in` and `out` in the temp dir are what we made.
     let top: BTreeSet<String> = std::fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
     assert_eq!(top, BTreeSet::from(["in".to_string(), "out".to_string()]));
@@ -310,6 +311,22 @@ fn organizing_a_folder_into_a_subfolder_of_itself_never_reads_its_own_output() {
         assert_eq!(v["totals"]["written"], if round == 0 { 1 } else { 0 });
     }
     assert_eq!(paths(&out), vec!["2020/IMG_0001.JPG".to_string()]);
+}
+
+#[test]
+fn a_missing_input_or_an_out_that_is_a_file_stops_before_writing() {
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("out");
+    let out_s = out.to_string_lossy().into_owned();
+    let (code, _, stderr) = run(&["organize", "/no/such/dir", "--out", &out_s], None);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("none of the inputs exists: /no/such/dir"), "{stderr}");
+    assert!(!out.exists());
+    let file = t.path().join("afile");
+    std::fs::write(&file, b"x").unwrap();
+    let (code, _, stderr) = run(&["organize", &t.path().to_string_lossy(), "--out", &file.to_string_lossy()], None);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("is a file, not a folder"), "{stderr}");
 }
 
 #[test]
