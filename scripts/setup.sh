@@ -1,33 +1,35 @@
 #!/usr/bin/env bash
-# Install what photoferry needs to build, if it is missing: a C compiler (SQLite is compiled in)
-# and a Rust toolchain. Debian/Ubuntu via apt; on macOS, prints the two commands to run.
+# Install what photoferry needs to build, if it is missing: a C/C++ compiler (SQLite and libheif
+# are compiled in), cmake and pkg-config (libheif's build), the libde265 HEVC decoder, and a
+# Rust toolchain. Debian/Ubuntu via apt; on macOS, prints the commands to run.
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 
-need_cc=0
-command -v cc >/dev/null 2>&1 || need_cc=1
-need_rust=0
-command -v cargo >/dev/null 2>&1 || need_rust=1
-[ "$need_cc$need_rust" = "00" ] && exit 0
+missing=""
+command -v cc >/dev/null 2>&1 || missing="$missing build-essential"
+command -v c++ >/dev/null 2>&1 || missing="$missing build-essential"
+command -v cmake >/dev/null 2>&1 || missing="$missing cmake"
+command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
+pkg-config --exists libde265 2>/dev/null || missing="$missing libde265-dev"
+command -v cargo >/dev/null 2>&1 || missing="$missing cargo"
+[ -z "$missing" ] && exit 0
 
 case "$(uname -s)" in
   Darwin)
-    [ "$need_cc" = 1 ] && echo "Install the compiler: xcode-select --install"
-    [ "$need_rust" = 1 ] && echo "Install Rust: brew install rustup && rustup-init -y"
+    echo "Missing:$missing. Install with:"
+    echo "  xcode-select --install"
+    echo "  brew install cmake pkg-config libde265 rustup && rustup-init -y"
     exit 1 ;;
 esac
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
-if [ "$need_cc" = 1 ] || [ "$need_rust" = 1 ]; then
-  if command -v apt-get >/dev/null 2>&1; then
-    echo "setup: installing build tools with apt-get" >&2
-    $SUDO apt-get update -qq
-    pkgs="build-essential"
-    [ "$need_rust" = 1 ] && pkgs="$pkgs cargo"
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $pkgs >/dev/null
-  else
-    echo "setup: please install a C compiler and Rust (https://rustup.rs) with your package manager" >&2
-    exit 1
-  fi
+if command -v apt-get >/dev/null 2>&1; then
+  echo "setup: installing$missing with apt-get" >&2
+  $SUDO apt-get update -qq
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+else
+  echo "setup: please install$missing with your package manager (Rust: https://rustup.rs)" >&2
+  exit 1
 fi

@@ -11,8 +11,8 @@ use std::path::Path;
 
 use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
 use libheif_rs::{
-    ColorPrimaries, ColorProfile, ColorProfileNCLX, ColorProfileType, ColorSpace, HeifContext, ImageHandle, LibHeif,
-    RgbChroma, TransferCharacteristics,
+    color_profile_types, ColorPrimaries, ColorProfile, ColorProfileNCLX, ColorSpace, DecodingOptions, HeifContext, ImageHandle,
+    LibHeif, RgbChroma,
 };
 
 /// Default JPEG quality.
@@ -37,7 +37,7 @@ pub struct Converted {
 
 /// Convert the HEIC/HEIF file at `path` to JPEG at `quality` (1–100).
 pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError> {
-    let dec = |e: libheif_rs::HeifError| ConvertError::Decode(e.to_string());
+    let dec = |e: libheif_rs::HeifError| ConvertError::Decode(e.to_string().split_whitespace().collect::<Vec<_>>().join(" "));
     let lib = LibHeif::new();
     let path_str = path.to_str().ok_or_else(|| ConvertError::Decode("path is not UTF-8".into()))?;
     let mut ctx = HeifContext::read_from_file(path_str).map_err(dec)?;
@@ -48,7 +48,10 @@ pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError>
 
     let hdr = handle.luma_bits_per_pixel() > 8;
     let chroma = if hdr { RgbChroma::HdrRgbLe } else { RgbChroma::Rgb };
-    let image = lib.decode(&handle, ColorSpace::Rgb(chroma), None).map_err(dec)?;
+    // Strict: a tile that fails to decode (a truncated download) is an error, not a grey patch.
+    let mut options = DecodingOptions::new().ok_or_else(|| ConvertError::Decode("libheif: no decoding options".into()))?;
+    options.set_strict_decoding(true);
+    let image = lib.decode(&handle, ColorSpace::Rgb(chroma), Some(options)).map_err(dec)?;
     let (width, height) = (image.width(), image.height());
     let planes = image.planes();
     let plane = planes.interleaved.ok_or_else(|| ConvertError::Decode("no interleaved RGB plane".into()))?;
@@ -202,7 +205,7 @@ pub fn patch_exif(tiff: &mut [u8], width: u32, height: u32) -> Option<()> {
 /// The ICC profile to embed: the file's own, or one equivalent to its nclx description.
 fn icc_profile(handle: &ImageHandle) -> Option<Vec<u8>> {
     match handle.color_profile_raw() {
-        Some(raw) if raw.profile_type() == ColorProfileType::PROF || raw.profile_type() == ColorProfileType::R_ICC => {
+        Some(raw) if raw.profile_type() == color_profile_types::PROF || raw.profile_type() == color_profile_types::R_ICC => {
             return Some(raw.data);
         }
         _ => {}
@@ -219,7 +222,6 @@ fn icc_from_nclx(nclx: &ColorProfileNCLX) -> Option<Vec<u8>> {
         ColorPrimaries::Unspecified | ColorPrimaries::Unknown => return None,
         _ => "RGB (from HEIF nclx)",
     };
-    let _ = TransferCharacteristics::IEC_61966_2_1; // transfers other than sRGB-like are rare on stills
     let prim = [
         (nclx.color_primary_red_x() as f64, nclx.color_primary_red_y() as f64),
         (nclx.color_primary_green_x() as f64, nclx.color_primary_green_y() as f64),
@@ -430,7 +432,8 @@ mod tests {
         let px = |v: u16| v.to_le_bytes();
         let data: Vec<u8> = [0u16, 1023, 512, 2, 1021, 4].iter().flat_map(|&v| px(v)).collect();
         assert_eq!(pack_rgb8(&data, 1, 1, 6, Some(10)), vec![0, 255, 128]);
-        let data2: Vec<u8> = [2u16, 1021, 4].iter().flat_map(|&v| px(v)).collect();
+        // 2 → 0.50 → 0 (2·255 = 510 < 511.5), 1019 → 253.998 → 254, 4 → 0.997 → 1.
+        let data2: Vec<u8> = [2u16, 1019, 4].iter().flat_map(|&v| px(v)).collect();
         assert_eq!(pack_rgb8(&data2, 1, 1, 6, Some(10)), vec![0, 254, 1]);
     }
 }
@@ -439,7 +442,6 @@ mod tests {
 /// `OUT/<stem>.jpg`, never replacing anything (a taken name gets ` (2)`), mtime = capture time.
 pub mod files {
     use std::collections::HashSet;
-    use std::io::Read;
     use std::path::{Path, PathBuf};
 
     use rayon::prelude::*;

@@ -93,8 +93,10 @@ pub struct FileRow {
     /// The original's BLAKE3 (for a conversion, the HEIC it was made from).
     pub hash: ContentHash,
     pub companion_of: Option<ContentHash>,
-    /// A JPEG converted from `hash`.
+    /// The conversion target of `hash` (a JPEG — or the original, when conversion failed).
     pub converted: bool,
+    /// The bytes on disk are the original's (no output hash recorded).
+    pub original_bytes: bool,
 }
 
 /// Everything a run wants recorded, written in one transaction at the end.
@@ -239,17 +241,29 @@ impl Manifest {
 
     pub fn load_files(&self) -> Result<Vec<FileRow>> {
         let mut stmt =
-            self.conn.prepare("SELECT path, blake3, companion_of, converted FROM files").map_err(|e| db(&self.path, e))?;
+            self.conn.prepare("SELECT path, blake3, companion_of, converted, output_blake3 IS NULL FROM files").map_err(|e| db(&self.path, e))?;
         let rows = stmt
             .query_map([], |r| {
-                Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, Option<String>>(2)?, r.get::<_, i64>(3)?))
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, bool>(4)?,
+                ))
             })
             .map_err(|e| db(&self.path, e))?;
         let mut out = Vec::new();
         for row in rows {
-            let (path, hash, comp, converted) = row.map_err(|e| db(&self.path, e))?;
+            let (path, hash, comp, converted, original_bytes) = row.map_err(|e| db(&self.path, e))?;
             let Some(hash) = ContentHash::from_hex(&hash) else { continue };
-            out.push(FileRow { path, hash, companion_of: comp.as_deref().and_then(ContentHash::from_hex), converted: converted != 0 });
+            out.push(FileRow {
+                path,
+                hash,
+                companion_of: comp.as_deref().and_then(ContentHash::from_hex),
+                converted: converted != 0,
+                original_bytes,
+            });
         }
         Ok(out)
     }
@@ -493,7 +507,7 @@ mod tests {
                 memories: vec![],
             }],
             files: vec![PlacedRow {
-                file: FileRow { path: "2022/a.heic".into(), hash, companion_of: None, converted: false },
+                file: FileRow { path: "2022/a.heic".into(), hash, companion_of: None, converted: false, original_bytes: true },
                 adopted: false,
                 album: None,
                 role: None,
@@ -507,7 +521,7 @@ mod tests {
         let m = Manifest::open_read_only(dir.path()).unwrap().unwrap();
         let loaded = m.load_sources().unwrap();
         assert_eq!(loaded[&("/in".to_string(), "a.heic".to_string())], cached);
-        assert_eq!(m.load_files().unwrap(), vec![FileRow { path: "2022/a.heic".into(), hash, companion_of: None, converted: false }]);
+        assert_eq!(m.load_files().unwrap(), vec![FileRow { path: "2022/a.heic".into(), hash, companion_of: None, converted: false, original_bytes: true }]);
         assert_eq!(m.count("SELECT count(*) FROM runs WHERE finished_at IS NOT NULL").unwrap(), 1);
         let (found, skipped) = m.explain("A.HEIC").unwrap();
         assert_eq!(found.len(), 1);

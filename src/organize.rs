@@ -269,7 +269,9 @@ pub fn organize(opts: &OrganizeOptions, progress: &dyn Progress) -> Result<Repor
                         moved.insert(p.dest.clone(), (w.dest.clone(), out_hash));
                     }
                     if w.dest != p.dest {
-                        p.convert = false;
+                        // Recorded as this asset's conversion target, so a re-run does not try
+                        // (and fail) again, nor write the original a second time.
+                        p.notes.push(format!("not converted; the original is kept as {}", w.dest));
                         p.dest = w.dest;
                     }
                 }
@@ -559,6 +561,7 @@ fn run_record(
                     hash: a.hash,
                     companion_of: a.parent.map(|(q, _)| assets[q].hash),
                     converted: p.convert,
+                    original_bytes: output_hash.is_none(),
                 },
                 adopted: p.action == Action::Adopt,
                 album: p.album.clone(),

@@ -197,6 +197,17 @@ pub struct PlanOptions<'a> {
     pub once: bool,
     /// Keep edited renders and `.AAE` sidecars (with their photo).
     pub keep_edits: bool,
+    /// Convert HEIC/HEIF stills to JPEG.
+    pub convert: bool,
+    /// Keep the HEIC beside its JPEG.
+    pub keep_original: bool,
+}
+
+/// `IMG_1.HEIC` → `IMG_1.JPG` (`img.heic` → `img.jpg`).
+pub fn jpeg_name(name: &str) -> String {
+    let (stem, ext) = split_ext(name);
+    let lower = !ext.is_empty() && ext.chars().all(|c| !c.is_ascii_uppercase());
+    format!("{stem}.{}", if lower { "jpg" } else { "JPG" })
 }
 
 /// The plan, plus per-asset problems (no free name) and the companions dropped by
@@ -331,8 +342,9 @@ fn join(folder: &str, name: &str) -> String {
 /// Who holds a name in a destination folder.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Holder {
-    /// A file the manifest (or this run) put there: (original bytes, companion of, converted).
-    Ours(ContentHash, Option<ContentHash>, bool),
+    /// A file the manifest (or this run) put there: (original's hash, companion of, conversion
+    /// target, the bytes on disk are the original's).
+    Ours(ContentHash, Option<ContentHash>, bool, bool),
     /// A file on disk photoferry knows nothing about.
     Foreign,
 }
@@ -361,7 +373,7 @@ impl<'a> Placer<'a> {
             p.folders
                 .entry(folder.to_string())
                 .or_default()
-                .insert(collision_key(name), (name.to_string(), Holder::Ours(f.hash, f.companion_of, f.converted)));
+                .insert(collision_key(name), (name.to_string(), Holder::Ours(f.hash, f.companion_of, f.converted, f.original_bytes)));
             p.known.entry((f.hash, f.companion_of, f.converted)).or_default().push(f.path.clone());
         }
         p
@@ -408,10 +420,12 @@ impl<'a> Placer<'a> {
             let held = self.folders.get(folder).and_then(|m| m.get(&key)).cloned();
             match held {
                 None => {
-                    self.claim(folder, &key, &candidate, Holder::Ours(hash, companion, converted));
+                    self.claim(folder, &key, &candidate, Holder::Ours(hash, companion, converted, !converted));
                     return Ok((Action::Write, join(&candidate), n));
                 }
-                Some((_, Holder::Ours(h, c, conv))) if h == hash && c == companion && conv == converted => {
+                // The same target; or, for an original, the original's bytes already there (left
+                // by a conversion that failed).
+                Some((_, Holder::Ours(h, c, conv, orig))) if h == hash && c == companion && (conv == converted || (orig && !converted)) => {
                     return Ok((Action::Present, join(&candidate), n));
                 }
                 // A JPEG made by an earlier run is not byte-identical to a new conversion, so
@@ -419,7 +433,7 @@ impl<'a> Placer<'a> {
                 Some((actual, Holder::Foreign)) if !converted => {
                     let path = self.out.join(folder).join(&actual);
                     if same_content(&path, size, hash) {
-                        self.claim(folder, &key, &actual, Holder::Ours(hash, companion, false));
+                        self.claim(folder, &key, &actual, Holder::Ours(hash, companion, false, true));
                         return Ok((Action::Adopt, join(&actual), n));
                     }
                 }

@@ -1,0 +1,232 @@
+//! HEIC → JPEG on every HEIC/HEIF in ../shared/media: each output decodes; keeps
+//! DateTimeOriginal, OffsetTimeOriginal, GPS, Make, Model and the Live Photo identifier; has
+//! Orientation 1 and the displayed (rotated) size; carries the source's ICC profile; and its
+//! pixels match libheif's own decode region by region (so it is right side up and whole).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use common::{run, shared_media};
+use exif::{In, Tag};
+use libheif_rs::{ColorSpace, HeifContext, LibHeif, RgbChroma};
+
+struct Reference {
+    width: u32,
+    height: u32,
+    rgb: Vec<u8>,
+    icc: Option<Vec<u8>>,
+    /// The source's EXIF block as libheif reads it (kamadak-exif's HEIC reader misses the GPS
+    /// IFD of some iPhone files that exiftool reads).
+    exif: Option<exif::Exif>,
+}
+
+/// libheif's own decode of the primary image (transformations applied), as 8-bit RGB.
+fn reference(path: &Path) -> Reference {
+    let lib = LibHeif::new();
+    let ctx = HeifContext::read_from_file(path.to_str().unwrap()).unwrap();
+    let h = ctx.primary_image_handle().unwrap();
+    let hdr = h.luma_bits_per_pixel() > 8;
+    let img = lib.decode(&h, ColorSpace::Rgb(if hdr { RgbChroma::HdrRgbLe } else { RgbChroma::Rgb }), None).unwrap();
+    let (w, hgt) = (img.width(), img.height());
+    let planes = img.planes();
+    let p = planes.interleaved.unwrap();
+    let mut rgb = Vec::with_capacity((w * hgt * 3) as usize);
+    for y in 0..hgt as usize {
+        let row = &p.data[y * p.stride..];
+        if hdr {
+            let max = (1u32 << p.bits_per_pixel) - 1;
+            for x in 0..(w as usize * 3) {
+                let v = u16::from_le_bytes([row[2 * x], row[2 * x + 1]]) as u32;
+                rgb.push((v.min(max) * 255 / max) as u8);
+            }
+        } else {
+            rgb.extend_from_slice(&row[..w as usize * 3]);
+        }
+    }
+    let icc = h.color_profile_raw().map(|r| r.data).filter(|d| d.len() > 128);
+    let mut ids = [0u32; 2];
+    let n = h.metadata_block_ids(&mut ids, b"Exif");
+    let exif = ids[..n].first().and_then(|&id| h.metadata(id).ok()).and_then(|raw| {
+        let off = u32::from_be_bytes(raw[0..4].try_into().ok()?) as usize;
+        exif::Reader::new().read_raw(raw.get(4 + off..)?.to_vec()).ok()
+    });
+    Reference { width: w, height: hgt, rgb, icc, exif }
+}
+
+/// Mean colour of each cell of a 4×4 grid.
+fn region_means(rgb: &[u8], w: u32, h: u32) -> Vec<[f64; 3]> {
+    let mut out = Vec::new();
+    for gy in 0..4 {
+        for gx in 0..4 {
+            let (x0, x1) = (gx * w / 4, (gx + 1) * w / 4);
+            let (y0, y1) = (gy * h / 4, (gy + 1) * h / 4);
+            let mut sum = [0f64; 3];
+            let mut n = 0f64;
+            for y in (y0..y1).step_by(3) {
+                for x in (x0..x1).step_by(3) {
+                    let i = ((y * w + x) * 3) as usize;
+                    for c in 0..3 {
+                        sum[c] += rgb[i + c] as f64;
+                    }
+                    n += 1.0;
+                }
+            }
+            out.push(sum.map(|s| s / n.max(1.0)));
+        }
+    }
+    out
+}
+
+fn exif_of(bytes: &[u8]) -> Option<exif::Exif> {
+    exif::Reader::new().read_from_container(&mut std::io::Cursor::new(bytes)).ok()
+}
+
+fn field(e: &exif::Exif, t: Tag) -> Option<String> {
+    e.get_field(t, In::PRIMARY).map(|f| f.display_value().to_string())
+}
+
+#[test]
+fn every_shared_heic_converts_with_metadata_colour_and_pixels_intact() {
+    let Some(media) = shared_media() else { return };
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("jpegs");
+    let media_s = media.to_string_lossy().into_owned();
+    let (code, stdout, stderr) = run(&["convert", &media_s, "--out", &out.to_string_lossy(), "--json"], None);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let converted = report["converted"].as_array().unwrap();
+    // Every HEIC/HEIF in the corpus (INDEX.tsv's FileType), converted.
+    let index = std::fs::read_to_string(media.join("INDEX.tsv")).unwrap();
+    let heics: Vec<&str> =
+        index.lines().skip(1).filter(|l| matches!(l.split('\t').nth(7), Some("HEIC") | Some("HEIF"))).map(|l| l.split('\t').next().unwrap()).collect();
+    assert!(heics.len() >= 30, "{}", heics.len());
+    let gps_col = index.lines().next().unwrap().split('\t').position(|h| h == "GPS").unwrap();
+    let gps: BTreeMap<&str, &str> = index.lines().skip(1).map(|l| (l.split('\t').next().unwrap(), l.split('\t').nth(gps_col).unwrap_or(""))).collect();
+    assert_eq!(converted.len(), heics.len());
+    let by_source: BTreeMap<String, String> = converted
+        .iter()
+        .map(|c| (c["source"].as_str().unwrap().split(": ").nth(1).unwrap().to_string(), c["dest"].as_str().unwrap().to_string()))
+        .collect();
+    let mut problems = Vec::new();
+    for rel in heics {
+        let src = media.join(rel);
+        let dest = out.join(&by_source[rel]);
+        let jpeg = std::fs::read(&dest).unwrap();
+        let decoded = match image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg) {
+            Ok(d) => d.to_rgb8(),
+            Err(e) => {
+                problems.push(format!("{rel}: output does not decode: {e}"));
+                continue;
+            }
+        };
+        let r = reference(&src);
+        if (decoded.width(), decoded.height()) != (r.width, r.height) {
+            problems.push(format!("{rel}: size {}x{} but displayed size is {}x{}", decoded.width(), decoded.height(), r.width, r.height));
+            continue;
+        }
+        // Pixels: region means within a JPEG-sized tolerance of libheif's decode.
+        let (a, b) = (region_means(decoded.as_raw(), r.width, r.height), region_means(&r.rgb, r.width, r.height));
+        let worst = a.iter().zip(&b).flat_map(|(x, y)| (0..3).map(move |c| (x[c] - y[c]).abs())).fold(0.0, f64::max);
+        if worst > 6.0 {
+            problems.push(format!("{rel}: region colours differ from libheif's decode by up to {worst:.1}"));
+        }
+        // Metadata: the values survive, and GPS is there wherever exiftool saw it.
+        if gps.get(rel).is_some_and(|g| g.starts_with("yes")) && exif_of(&jpeg).and_then(|e| field(&e, Tag::GPSLatitude)).is_none() {
+            problems.push(format!("{rel}: exiftool sees GPS in the source, the JPEG has none"));
+        }
+        match (r.exif.as_ref(), exif_of(&jpeg)) {
+            (Some(se), Some(je)) => {
+                for tag in [Tag::DateTimeOriginal, Tag::OffsetTimeOriginal, Tag::GPSLatitude, Tag::GPSLongitude, Tag::Make, Tag::Model] {
+                    if field(se, tag) != field(&je, tag) {
+                        problems.push(format!("{rel}: {tag} {:?} became {:?}", field(&se, tag), field(&je, tag)));
+                    }
+                }
+                if let Some(o) = je.get_field(Tag::Orientation, In::PRIMARY).and_then(|f| f.value.get_uint(0)) {
+                    if o != 1 {
+                        problems.push(format!("{rel}: Orientation is {o}, not 1"));
+                    }
+                }
+                let (sid, jid) = (photoferry::probe::exif::content_identifier(se), photoferry::probe::exif::content_identifier(&je));
+                if sid != jid {
+                    problems.push(format!("{rel}: ContentIdentifier {sid:?} became {jid:?}"));
+                }
+            }
+            (Some(_), None) => problems.push(format!("{rel}: EXIF lost")),
+            _ => {}
+        }
+        // Colour profile: the same description as the source's.
+        if let Some(icc) = &r.icc {
+            let want = photoferry::convert::icc_description(icc);
+            let got = jpeg_icc(&jpeg).as_deref().and_then(photoferry::convert::icc_description);
+            if want != got {
+                problems.push(format!("{rel}: ICC description {want:?} became {got:?}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}
+
+/// The ICC profile in a JPEG's APP2 `ICC_PROFILE` segments, reassembled.
+fn jpeg_icc(jpeg: &[u8]) -> Option<Vec<u8>> {
+    let mut chunks: Vec<(u8, Vec<u8>)> = Vec::new();
+    let mut i = 2;
+    while i + 4 <= jpeg.len() && jpeg[i] == 0xFF {
+        let marker = jpeg[i + 1];
+        if marker == 0xDA {
+            break;
+        }
+        let len = u16::from_be_bytes([jpeg[i + 2], jpeg[i + 3]]) as usize;
+        let seg = &jpeg[i + 4..i + 2 + len];
+        if marker == 0xE2 && seg.starts_with(b"ICC_PROFILE\0") {
+            chunks.push((seg[12], seg[14..].to_vec()));
+        }
+        i += 2 + len;
+    }
+    chunks.sort_by_key(|c| c.0);
+    (!chunks.is_empty()).then(|| chunks.into_iter().flat_map(|c| c.1).collect())
+}
+
+#[test]
+fn organize_convert_keeps_live_photos_paired_and_records_both_hashes() {
+    let Some(media) = shared_media() else { return };
+    let t = tempfile::tempdir().unwrap();
+    let inp = t.path().join("in");
+    std::fs::create_dir_all(&inp).unwrap();
+    for f in ["osxphotos/IMG_4394.HEIC", "osxphotos/IMG_4394.mov", "pigallery2/IMG_7943.HEIC", "pigallery2/IMG_7943_HEVC.MOV"] {
+        std::fs::copy(media.join(f), inp.join(Path::new(f).file_name().unwrap())).unwrap();
+    }
+    // A HEIC that cannot decode: a real header with the image data cut off.
+    let whole = std::fs::read(media.join("osxphotos/IMG_1853.HEIC")).unwrap();
+    std::fs::write(inp.join("IMG_1853.HEIC"), &whole[..whole.len() / 3]).unwrap();
+    let out = t.path().join("out");
+    let (code, stdout, stderr) = run(&["organize", &inp.to_string_lossy(), "--out", &out.to_string_lossy(), "--convert", "jpeg"], None);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stderr.contains("IMG_1853.HEIC: cannot convert to JPEG") && stderr.contains("the original is written unconverted as 2023/IMG_1853.HEIC"), "{stderr}");
+    let tree = common::paths(&out);
+    assert_eq!(tree, vec!["2023/IMG_1853.HEIC", "2025/IMG_4394.JPG", "2025/IMG_4394.mov", "2026/IMG_7943.JPG", "2026/IMG_7943.MOV"]);
+    assert!(stdout.contains("HDR look not kept"), "{stdout}");
+    // The converted JPEG still carries the identifier its video carries: the pair survives.
+    let jpeg = std::fs::read(out.join("2025/IMG_4394.JPG")).unwrap();
+    let id = photoferry::probe::exif::content_identifier(&exif_of(&jpeg).unwrap());
+    assert_eq!(id.as_deref(), Some("ED2A2552-C906-486E-9DA5-17DABDF672A7"));
+    // The manifest records the original's and the output's BLAKE3.
+    let db = rusqlite::Connection::open(out.join(".photoferry/manifest.sqlite")).unwrap();
+    let (orig, output, conv): (String, String, i64) = db
+        .query_row("SELECT blake3, output_blake3, converted FROM files WHERE path = '2025/IMG_4394.JPG'", [], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap();
+    assert_eq!(orig, common::blake3_hex(&std::fs::read(media.join("osxphotos/IMG_4394.HEIC")).unwrap()));
+    assert_eq!(output, common::blake3_hex(&jpeg));
+    assert_eq!(conv, 1);
+    // Re-run: nothing converted again, and the unconvertible original is not written twice.
+    // --keep-original then adds the HEICs beside the JPEGs.
+    let (code, stdout, _) = run(&["organize", &inp.to_string_lossy(), "--out", &out.to_string_lossy(), "--convert", "jpeg", "--json"], None);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(v["totals"]["written"], 0, "{}", v["totals"]);
+    let (_, _, _) = run(&["organize", &inp.to_string_lossy(), "--out", &out.to_string_lossy(), "--convert", "jpeg", "--keep-original"], None);
+    let tree = common::paths(&out);
+    assert!(tree.contains(&"2025/IMG_4394.HEIC".to_string()) && tree.contains(&"2025/IMG_4394.JPG".to_string()), "{tree:?}");
+    assert_eq!(tree.iter().filter(|p| p.contains("IMG_1853")).count(), 1, "{tree:?}");
+}
