@@ -9,10 +9,10 @@
 
 use std::path::Path;
 
-use jpeg_encoder::{ColorType, Encoder, SamplingFactor};
+use jpeg_encoder::{ColorType, Encoder, ImageBuffer, JpegColorType, SamplingFactor};
 use libheif_rs::{
-    color_profile_types, ColorPrimaries, ColorProfile, ColorProfileNCLX, ColorSpace, DecodingOptions, HeifContext, ImageHandle,
-    LibHeif, RgbChroma,
+    color_profile_types, Chroma, ColorPrimaries, ColorProfile, ColorProfileNCLX, ColorSpace, DecodingOptions, HeifContext,
+    ImageHandle, LibHeif, MatrixCoefficients, RgbChroma,
 };
 
 /// Default JPEG quality.
@@ -47,17 +47,37 @@ pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError>
     let notes = lost_items(&handle);
 
     let hdr = handle.luma_bits_per_pixel() > 8;
-    let chroma = if hdr { RgbChroma::HdrRgbLe } else { RgbChroma::Rgb };
     // Strict: a tile that fails to decode (a truncated download) is an error, not a grey patch.
-    let mut options = DecodingOptions::new().ok_or_else(|| ConvertError::Decode("libheif: no decoding options".into()))?;
-    options.set_strict_decoding(true);
-    let image = lib.decode(&handle, ColorSpace::Rgb(chroma), Some(options)).map_err(dec)?;
-    let (width, height) = (image.width(), image.height());
-    let planes = image.planes();
-    let plane = planes.interleaved.ok_or_else(|| ConvertError::Decode("no interleaved RGB plane".into()))?;
-    let rgb = pack_rgb8(plane.data, plane.width as usize, plane.height as usize, plane.stride, hdr.then_some(plane.bits_per_pixel));
+    let strict = || -> Result<DecodingOptions, ConvertError> {
+        let mut options = DecodingOptions::new().ok_or_else(|| ConvertError::Decode("libheif: no decoding options".into()))?;
+        options.set_strict_decoding(true);
+        Ok(options)
+    };
+    // Fast path: an 8-bit 4:2:0 HEVC image in full-range BT.601 YCbCr is exactly what a JFIF JPEG
+    // stores, so its planes go to the encoder as they are: no YCbCr → RGB → YCbCr round trip.
+    let ycbcr = if hdr {
+        None
+    } else {
+        let img = lib.decode(&handle, ColorSpace::YCbCr(Chroma::C420), Some(strict()?)).map_err(dec)?;
+        jfif_compatible(&img).then_some(img)
+    };
+    let (width, height, pixels) = match ycbcr {
+        Some(img) => (img.width(), img.height(), Pixels::Ycbcr420(img)),
+        None => {
+            let chroma = if hdr { RgbChroma::HdrRgbLe } else { RgbChroma::Rgb };
+            let image = lib.decode(&handle, ColorSpace::Rgb(chroma), Some(strict()?)).map_err(dec)?;
+            let planes = image.planes();
+            let plane = planes.interleaved.ok_or_else(|| ConvertError::Decode("no interleaved RGB plane".into()))?;
+            let rgb =
+                pack_rgb8(plane.data, plane.width as usize, plane.height as usize, plane.stride, hdr.then_some(plane.bits_per_pixel));
+            (image.width(), image.height(), Pixels::Rgb(rgb))
+        }
+    };
+    if width > u16::MAX as u32 || height > u16::MAX as u32 {
+        return Err(ConvertError::Encode(format!("{width}x{height} is larger than a JPEG can hold")));
+    }
 
-    let mut jpeg = Vec::with_capacity(rgb.len() / 6);
+    let mut jpeg = Vec::with_capacity((width * height / 2) as usize);
     let mut enc = Encoder::new(&mut jpeg, quality.clamp(1, 100));
     enc.set_sampling_factor(SamplingFactor::F_2_2);
     let encerr = |e: jpeg_encoder::EncodingError| ConvertError::Encode(e.to_string());
@@ -76,8 +96,86 @@ pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError>
             enc.add_app_segment(1, seg).map_err(encerr)?;
         }
     }
-    enc.encode(&rgb, width as u16, height as u16, ColorType::Rgb).map_err(encerr)?;
+    match pixels {
+        Pixels::Rgb(rgb) => enc.encode(&rgb, width as u16, height as u16, ColorType::Rgb).map_err(encerr)?,
+        Pixels::Ycbcr420(img) => {
+            let planes = img.planes();
+            let (Some(y), Some(cb), Some(cr)) = (planes.y, planes.cb, planes.cr) else {
+                return Err(ConvertError::Decode("no Y/Cb/Cr planes".into()));
+            };
+            let buf = Ycbcr420 { y: y.data, y_stride: y.stride, cb: cb.data, cr: cr.data, c_stride: cb.stride, width, height };
+            enc.encode_image(buf).map_err(encerr)?
+        }
+    }
     Ok(Converted { jpeg, width, height, notes })
+}
+
+enum Pixels {
+    Rgb(Vec<u8>),
+    Ycbcr420(libheif_rs::Image),
+}
+
+/// Whether a decoded image's samples are JFIF's YCbCr: 8-bit 4:2:0, BT.601 matrix (or none
+/// given, which libheif also reads as BT.601), full range.
+fn jfif_compatible(img: &libheif_rs::Image) -> bool {
+    if img.color_space() != Some(ColorSpace::YCbCr(Chroma::C420)) {
+        return false;
+    }
+    let planes = img.planes();
+    let eight_bit = [planes.y.as_ref(), planes.cb.as_ref(), planes.cr.as_ref()]
+        .iter()
+        .all(|p| p.is_some_and(|p| p.bits_per_pixel == 8 && p.storage_bits_per_pixel == 8));
+    if !eight_bit {
+        return false;
+    }
+    match img.color_profile_nclx() {
+        None => true,
+        Some(n) => {
+            n.full_range_flag() == 1
+                && matches!(
+                    n.matrix_coefficients(),
+                    MatrixCoefficients::ITU_R_BT_601_6 | MatrixCoefficients::ITU_R_BT_470_6_System_B_G | MatrixCoefficients::Unspecified
+                )
+        }
+    }
+}
+
+/// Planar 8-bit YCbCr 4:2:0 rows for the JPEG encoder (which subsamples chroma 2×2 again by
+/// averaging; averaging duplicated samples gives them back exactly).
+struct Ycbcr420<'a> {
+    y: &'a [u8],
+    y_stride: usize,
+    cb: &'a [u8],
+    cr: &'a [u8],
+    c_stride: usize,
+    width: u32,
+    height: u32,
+}
+
+impl ImageBuffer for Ycbcr420<'_> {
+    fn get_jpeg_color_type(&self) -> JpegColorType {
+        JpegColorType::Ycbcr
+    }
+    fn width(&self) -> u16 {
+        self.width as u16
+    }
+    fn height(&self) -> u16 {
+        self.height as u16
+    }
+    fn fill_buffers(&self, row: u16, buffers: &mut [Vec<u8>; 4]) {
+        let (w, r) = (self.width as usize, row as usize);
+        buffers[0].extend_from_slice(&self.y[r * self.y_stride..r * self.y_stride + w]);
+        let c = (r / 2) * self.c_stride;
+        for (plane, out) in [(self.cb, 1), (self.cr, 2)] {
+            let src = &plane[c..c + w.div_ceil(2)];
+            let buf = &mut buffers[out];
+            for &v in src {
+                buf.push(v);
+                buf.push(v);
+            }
+            buf.truncate(buf.len() - (w.div_ceil(2) * 2 - w));
+        }
+    }
 }
 
 /// Interleaved RGB rows (8-bit, or 16-bit little-endian holding `bits`-bit values) to tightly

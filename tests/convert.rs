@@ -87,9 +87,78 @@ fn field(e: &exif::Exif, t: Tag) -> Option<String> {
     e.get_field(t, In::PRIMARY).map(|f| f.display_value().to_string())
 }
 
+/// Every HEIC/HEIF of the corpus (INDEX.tsv's FileType), and exiftool's GPS facts.
+fn corpus_heics(media: &Path) -> (Vec<String>, BTreeMap<String, String>) {
+    let index = std::fs::read_to_string(media.join("INDEX.tsv")).unwrap();
+    let gps_col = index.lines().next().unwrap().split('\t').position(|h| h == "GPS").unwrap();
+    let mut heics = Vec::new();
+    let mut gps = BTreeMap::new();
+    for l in index.lines().skip(1) {
+        let cols: Vec<&str> = l.split('\t').collect();
+        if matches!(cols.get(7), Some(&"HEIC") | Some(&"HEIF")) {
+            heics.push(cols[0].to_string());
+            gps.insert(cols[0].to_string(), cols.get(gps_col).unwrap_or(&"").to_string());
+        }
+    }
+    assert!(heics.len() >= 30, "{}", heics.len());
+    (heics, gps)
+}
+
+/// The checks of issue #4 on one source and its JPEG; problems are pushed to `problems`.
+fn check_jpeg(rel: &str, src: &Path, jpeg: &[u8], gps: &BTreeMap<String, String>, problems: &mut Vec<String>) {
+    let decoded = match image::load_from_memory_with_format(jpeg, image::ImageFormat::Jpeg) {
+        Ok(d) => d.to_rgb8(),
+        Err(e) => return problems.push(format!("{rel}: output does not decode: {e}")),
+    };
+    let r = reference(src);
+    if (decoded.width(), decoded.height()) != (r.width, r.height) {
+        return problems.push(format!("{rel}: size {}x{} but displayed size is {}x{}", decoded.width(), decoded.height(), r.width, r.height));
+    }
+    // Pixels: region means within a JPEG-sized tolerance of libheif's decode.
+    let (a, b) = (region_means(decoded.as_raw(), r.width, r.height), region_means(&r.rgb, r.width, r.height));
+    let worst = a.iter().zip(&b).flat_map(|(x, y)| (0..3).map(move |c| (x[c] - y[c]).abs())).fold(0.0, f64::max);
+    if worst > 6.0 {
+        problems.push(format!("{rel}: region colours differ from libheif's decode by up to {worst:.1}"));
+    }
+    // Metadata: the values survive, and GPS is there wherever exiftool saw it.
+    let je = exif_of(jpeg);
+    if gps.get(rel).is_some_and(|g| g.starts_with("yes")) && je.as_ref().and_then(|e| field(e, Tag::GPSLatitude)).is_none() {
+        problems.push(format!("{rel}: exiftool sees GPS in the source, the JPEG has none"));
+    }
+    match (r.exif.as_ref(), je) {
+        (Some(se), Some(je)) => {
+            for tag in [Tag::DateTimeOriginal, Tag::OffsetTimeOriginal, Tag::GPSLatitude, Tag::GPSLongitude, Tag::Make, Tag::Model] {
+                if field(se, tag) != field(&je, tag) {
+                    problems.push(format!("{rel}: {tag} {:?} became {:?}", field(se, tag), field(&je, tag)));
+                }
+            }
+            if let Some(o) = je.get_field(Tag::Orientation, In::PRIMARY).and_then(|f| f.value.get_uint(0)) {
+                if o != 1 {
+                    problems.push(format!("{rel}: Orientation is {o}, not 1"));
+                }
+            }
+            let (sid, jid) = (photoferry::probe::exif::content_identifier(se), photoferry::probe::exif::content_identifier(&je));
+            if sid != jid {
+                problems.push(format!("{rel}: ContentIdentifier {sid:?} became {jid:?}"));
+            }
+        }
+        (Some(_), None) => problems.push(format!("{rel}: EXIF lost")),
+        _ => {}
+    }
+    // Colour profile: the same description as the source's.
+    if let Some(icc) = &r.icc {
+        let want = photoferry::convert::icc_description(icc);
+        let got = jpeg_icc(jpeg).as_deref().and_then(photoferry::convert::icc_description);
+        if want != got {
+            problems.push(format!("{rel}: ICC description {want:?} became {got:?}"));
+        }
+    }
+}
+
 #[test]
 fn every_shared_heic_converts_with_metadata_colour_and_pixels_intact() {
     let Some(media) = shared_media() else { return };
+    let (heics, gps) = corpus_heics(&media);
     let t = tempfile::tempdir().unwrap();
     let out = t.path().join("jpegs");
     let media_s = media.to_string_lossy().into_owned();
@@ -97,75 +166,52 @@ fn every_shared_heic_converts_with_metadata_colour_and_pixels_intact() {
     assert_eq!(code, 0, "{stderr}");
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
     let converted = report["converted"].as_array().unwrap();
-    // Every HEIC/HEIF in the corpus (INDEX.tsv's FileType), converted.
-    let index = std::fs::read_to_string(media.join("INDEX.tsv")).unwrap();
-    let heics: Vec<&str> =
-        index.lines().skip(1).filter(|l| matches!(l.split('\t').nth(7), Some("HEIC") | Some("HEIF"))).map(|l| l.split('\t').next().unwrap()).collect();
-    assert!(heics.len() >= 30, "{}", heics.len());
-    let gps_col = index.lines().next().unwrap().split('\t').position(|h| h == "GPS").unwrap();
-    let gps: BTreeMap<&str, &str> = index.lines().skip(1).map(|l| (l.split('\t').next().unwrap(), l.split('\t').nth(gps_col).unwrap_or(""))).collect();
     assert_eq!(converted.len(), heics.len());
     let by_source: BTreeMap<String, String> = converted
         .iter()
         .map(|c| (c["source"].as_str().unwrap().split(": ").nth(1).unwrap().to_string(), c["dest"].as_str().unwrap().to_string()))
         .collect();
     let mut problems = Vec::new();
-    for rel in heics {
-        let src = media.join(rel);
-        let dest = out.join(&by_source[rel]);
-        let jpeg = std::fs::read(&dest).unwrap();
-        let decoded = match image::load_from_memory_with_format(&jpeg, image::ImageFormat::Jpeg) {
-            Ok(d) => d.to_rgb8(),
-            Err(e) => {
-                problems.push(format!("{rel}: output does not decode: {e}"));
-                continue;
-            }
-        };
-        let r = reference(&src);
-        if (decoded.width(), decoded.height()) != (r.width, r.height) {
-            problems.push(format!("{rel}: size {}x{} but displayed size is {}x{}", decoded.width(), decoded.height(), r.width, r.height));
-            continue;
-        }
-        // Pixels: region means within a JPEG-sized tolerance of libheif's decode.
-        let (a, b) = (region_means(decoded.as_raw(), r.width, r.height), region_means(&r.rgb, r.width, r.height));
-        let worst = a.iter().zip(&b).flat_map(|(x, y)| (0..3).map(move |c| (x[c] - y[c]).abs())).fold(0.0, f64::max);
-        if worst > 6.0 {
-            problems.push(format!("{rel}: region colours differ from libheif's decode by up to {worst:.1}"));
-        }
-        // Metadata: the values survive, and GPS is there wherever exiftool saw it.
-        if gps.get(rel).is_some_and(|g| g.starts_with("yes")) && exif_of(&jpeg).and_then(|e| field(&e, Tag::GPSLatitude)).is_none() {
-            problems.push(format!("{rel}: exiftool sees GPS in the source, the JPEG has none"));
-        }
-        match (r.exif.as_ref(), exif_of(&jpeg)) {
-            (Some(se), Some(je)) => {
-                for tag in [Tag::DateTimeOriginal, Tag::OffsetTimeOriginal, Tag::GPSLatitude, Tag::GPSLongitude, Tag::Make, Tag::Model] {
-                    if field(se, tag) != field(&je, tag) {
-                        problems.push(format!("{rel}: {tag} {:?} became {:?}", field(&se, tag), field(&je, tag)));
-                    }
-                }
-                if let Some(o) = je.get_field(Tag::Orientation, In::PRIMARY).and_then(|f| f.value.get_uint(0)) {
-                    if o != 1 {
-                        problems.push(format!("{rel}: Orientation is {o}, not 1"));
-                    }
-                }
-                let (sid, jid) = (photoferry::probe::exif::content_identifier(se), photoferry::probe::exif::content_identifier(&je));
-                if sid != jid {
-                    problems.push(format!("{rel}: ContentIdentifier {sid:?} became {jid:?}"));
-                }
-            }
-            (Some(_), None) => problems.push(format!("{rel}: EXIF lost")),
-            _ => {}
-        }
-        // Colour profile: the same description as the source's.
-        if let Some(icc) = &r.icc {
-            let want = photoferry::convert::icc_description(icc);
-            let got = jpeg_icc(&jpeg).as_deref().and_then(photoferry::convert::icc_description);
-            if want != got {
-                problems.push(format!("{rel}: ICC description {want:?} became {got:?}"));
-            }
-        }
+    for rel in &heics {
+        let jpeg = std::fs::read(out.join(&by_source[rel])).unwrap();
+        check_jpeg(rel, &media.join(rel), &jpeg, &gps, &mut problems);
     }
     assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+}
+
+#[test]
+fn organize_convert_on_the_shared_media_yields_jpegs_that_pass_the_same_checks() {
+    let Some(media) = shared_media() else { return };
+    let (heics, gps) = corpus_heics(&media);
+    let t = tempfile::tempdir().unwrap();
+    let out = t.path().join("out");
+    let (code, stdout, stderr) =
+        run(&["organize", &media.to_string_lossy(), "--out", &out.to_string_lossy(), "--convert", "jpeg", "--json"], None);
+    assert_eq!(code, 0, "{stderr}");
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    let by_hash: BTreeMap<String, String> = report["plan"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["blake3"].as_str().unwrap().to_string(), p["dest"].as_str().unwrap().to_string()))
+        .collect();
+    let mut problems = Vec::new();
+    for rel in &heics {
+        let dest = &by_hash[&common::blake3_hex(&std::fs::read(media.join(rel)).unwrap())];
+        assert!(dest.to_lowercase().ends_with(".jpg"), "{rel} → {dest}");
+        let jpeg = std::fs::read(out.join(dest)).unwrap();
+        check_jpeg(rel, &media.join(rel), &jpeg, &gps, &mut problems);
+    }
+    assert!(problems.is_empty(), "{} problems:\n{}", problems.len(), problems.join("\n"));
+    // No HEIC is left in the tree (the JPEG replaces it) and every Live Photo video still sits
+    // beside a JPEG of its stem.
+    let tree = common::paths(&out);
+    assert!(!tree.iter().any(|p| p.to_lowercase().ends_with(".heic") || p.to_lowercase().ends_with(".hif")), "{tree:?}");
+    for p in report["plan"].as_array().unwrap().iter().filter(|p| p["role"] == "live-video") {
+        let companion = p["companion_of"].as_str().unwrap();
+        let dest = p["dest"].as_str().unwrap();
+        assert_eq!(companion.rsplit_once('.').unwrap().0, dest.rsplit_once('.').unwrap().0, "{p}");
+    }
 }
 
 /// The ICC profile in a JPEG's APP2 `ICC_PROFILE` segments, reassembled.
