@@ -90,7 +90,7 @@ fn main() {
          | photoferry convert (q 90) | {t_pf:.2} | {:.2} | {m_pf} | {n_pf} |\n\
          | heif-convert -q 90, xargs -P2 | {t_hc:.2} | {:.2} | {m_hc} (one process) | {n_hc} |\n\n\
          - photoferry ÷ heif-convert files/s: **{:.2}×** (target ≥ 1.5×)\n\
-         - where photoferry's time goes (one thread, {}): see below\n\
+         - where photoferry's time goes (one thread, {})\n\
          - metadata kept, photoferry: {}\n- metadata kept, heif-convert: {}\n",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
