@@ -8,6 +8,7 @@
 
 pub mod catalog;
 pub mod convert;
+pub mod dropbox;
 pub mod error;
 pub mod fsutil;
 pub mod layout;
