@@ -99,8 +99,7 @@ fn main() {
             .lines()
             .next()
             .unwrap_or("?")
-            .trim()
-            .to_string(),
+            .trim(),
         files as f64 / t_pf,
         files as f64 / t_hc,
         t_hc / t_pf,

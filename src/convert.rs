@@ -388,7 +388,7 @@ pub fn matrix_trc_icc(description: &str, prim: [(f64, f64); 3], white: (f64, f64
     let mut data = Vec::new();
     let mut trc_at = (0, 0);
     for (sig, body) in &tags {
-        while offset % 4 != 0 {
+        while !offset.is_multiple_of(4) {
             offset += 1;
             data.push(0);
         }

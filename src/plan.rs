@@ -221,7 +221,8 @@ pub struct Plan {
 pub fn plan(assets: &[Asset], sources: &[Source], opts: &PlanOptions, placer: &mut Placer) -> Plan {
     let mut out = Plan { entries: Vec::new(), errors: Vec::new(), dropped: Vec::new() };
     // Where each asset went: (folder, final name, suffix n, album).
-    let mut placed: Vec<Vec<(String, String, u32, Option<String>)>> = vec![Vec::new(); assets.len()];
+    type Placement = (String, String, u32, Option<String>);
+    let mut placed: Vec<Vec<Placement>> = vec![Vec::new(); assets.len()];
     let order: Vec<usize> = (0..assets.len())
         .filter(|&i| assets[i].parent.is_none())
         .chain((0..assets.len()).filter(|&i| assets[i].parent.is_some()))

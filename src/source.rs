@@ -199,8 +199,7 @@ pub fn enumerate(inputs: &[PathBuf], exclude: &Path, spill_dir: &Path) -> Enumer
 
 fn walk_folder(root: &Path, exclude: &Path, spill_dir: &Path, out: &mut Enumerated) {
     let walker = walkdir::WalkDir::new(root).follow_links(false).sort_by_file_name().into_iter();
-    let mut walker = walker.filter_entry(|e| e.path() != exclude);
-    while let Some(entry) = walker.next() {
+    for entry in walker.filter_entry(|e| e.path() != exclude) {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
