@@ -53,6 +53,10 @@ pub enum FileErrorKind {
     /// A catalog CSV (or a row or date in it) could not be used. A warning: the run goes on
     /// without it and the exit code is not affected.
     Catalog,
+    /// Dropbox refused the file, or the upload could not be confirmed.
+    Upload,
+    /// The file in the tree, in the manifest and in Dropbox disagree (`photoferry verify`).
+    Verify,
 }
 
 /// One problem with one file. `location` names the input and, for archives, the entry.

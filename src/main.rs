@@ -14,6 +14,8 @@ use photoferry::organize::{Action, Report};
 use photoferry::progress::{Progress, Stage};
 use photoferry::OrganizeOptions;
 
+mod cloud;
+
 #[derive(Parser)]
 #[command(name = "photoferry", version, about = "Turn iCloud Photos exports into a clean, deduplicated folder tree")]
 struct Cli {
@@ -99,6 +101,63 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Connect photoferry to your Dropbox: prints a link to open; paste the code Dropbox shows.
+    ///
+    /// The refresh token is stored in your config folder (~/.config/photoferry/dropbox-token.json,
+    /// mode 600) and never printed. See the README for creating the app whose key you pass.
+    Login {
+        /// Your Dropbox app's key (default: $PHOTOFERRY_DROPBOX_APP_KEY, then the saved login's).
+        #[arg(long)]
+        app_key: Option<String>,
+    },
+    /// Revoke photoferry's Dropbox access and delete the stored token.
+    Logout,
+    /// Mirror an organized folder into Dropbox: only what is missing is sent, every file is
+    /// verified by Dropbox's content hash, and an interrupted run resumes.
+    Upload {
+        /// The folder to upload (usually photoferry organize's --out).
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// The Dropbox folder to mirror into (inside the app folder for app-folder apps).
+        #[arg(long, value_name = "DROPBOX-PATH", default_value = "/Photos")]
+        to: String,
+        /// Show what would be sent, send nothing.
+        #[arg(long, short = 'n')]
+        dry_run: bool,
+        /// When Dropbox already holds a different file at a path: upload ours as "name (2).ext"
+        /// (rename), or leave it and report an error (refuse).
+        #[arg(long, value_name = "WHAT", default_value = "rename", value_parser = ["rename", "refuse"])]
+        on_conflict: String,
+        /// Files in flight at once.
+        #[arg(long, default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=32))]
+        transfers: u16,
+        /// Chunk size for large files, in MiB (a multiple of 4, at most 148). Smaller files go in
+        /// one request.
+        #[arg(long, value_name = "MIB", default_value_t = 48, value_parser = clap::value_parser!(u16).range(4..=148))]
+        chunk_mib: u16,
+        /// Files per batch commit (1-1000).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u16).range(1..=1000))]
+        batch: u16,
+        /// Print a machine-readable JSON report on stdout.
+        #[arg(long)]
+        json: bool,
+        /// List every file's decision, not just the summary.
+        #[arg(long, short)]
+        verbose: bool,
+    },
+    /// Check an organized folder: the manifest versus the files on disk (re-hashed) and, with
+    /// --dropbox, versus Dropbox's listing. Counts and hashes per year and album; every missing or
+    /// different file is listed; exit code 1 on any difference.
+    Verify {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Also compare with this Dropbox folder (the upload's --to).
+        #[arg(long, value_name = "DROPBOX-PATH")]
+        dropbox: Option<String>,
+        /// Print a machine-readable JSON report on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Explain one file of an organized folder: where it came from, which date was chosen and
     /// why, its Live Photo pair, its albums, where it went — or why it was skipped.
     Explain {
@@ -118,6 +177,29 @@ fn main() -> ExitCode {
     }
     match cli.command {
         Command::Explain { dir, what } => explain(&dir, &what),
+        Command::Login { app_key } => cloud::login(app_key),
+        Command::Logout => cloud::logout(),
+        Command::Upload { dir, to, dry_run, on_conflict, transfers, chunk_mib, batch, json, verbose } => {
+            let mut opts = photoferry::dropbox::upload::UploadOptions::new(dir, &to);
+            opts.dry_run = dry_run;
+            opts.on_conflict = if on_conflict == "refuse" {
+                photoferry::dropbox::upload::OnConflict::Refuse
+            } else {
+                photoferry::dropbox::upload::OnConflict::Rename
+            };
+            opts.transfers = transfers as usize;
+            if chunk_mib % 4 != 0 {
+                return fatal("--chunk-mib must be a multiple of 4 (Dropbox hashes in 4 MiB blocks)");
+            }
+            opts.chunk_size = chunk_mib as usize * 1024 * 1024;
+            opts.batch_size = batch as usize;
+            let progress = Bar::new(!json && std::io::stderr().is_terminal(), !json);
+            cloud::upload(&opts, json, verbose, &progress)
+        }
+        Command::Verify { dir, dropbox, json } => {
+            let progress = Bar::new(!json && std::io::stderr().is_terminal(), !json);
+            cloud::verify(&dir, dropbox.as_deref(), json, &progress)
+        }
         Command::Convert { inputs, out, quality, json } => {
             let progress = Bar::new(!json && std::io::stderr().is_terminal(), !json);
             let report = match photoferry::convert::files::convert_files(&inputs, &out, quality, &progress) {
@@ -331,6 +413,10 @@ struct Bar {
     bar: Option<ProgressBar>,
     log: bool,
     started: std::sync::Mutex<Option<(Stage, std::time::Instant)>>,
+    /// Upload and hashing show bytes on the bar and files in the message.
+    by_bytes: std::sync::atomic::AtomicBool,
+    items: std::sync::atomic::AtomicU64,
+    items_total: std::sync::atomic::AtomicU64,
 }
 
 impl Bar {
@@ -344,7 +430,14 @@ impl Bar {
             );
             b
         });
-        Bar { bar, log: log && !enabled, started: std::sync::Mutex::new(None) }
+        Bar {
+            bar,
+            log: log && !enabled,
+            started: std::sync::Mutex::new(None),
+            by_bytes: Default::default(),
+            items: Default::default(),
+            items_total: Default::default(),
+        }
     }
 
     fn clear(&self) {
@@ -365,14 +458,34 @@ impl Progress for Bar {
                 (n, b) => eprintln!("photoferry: {}: {n} files, {:.1} MB", stage.label(), b as f64 / 1e6),
             }
         }
+        use std::sync::atomic::Ordering::Relaxed;
+        let by_bytes = bytes > 0 && matches!(stage, Stage::Upload | Stage::Hash);
+        self.by_bytes.store(by_bytes, Relaxed);
+        self.items.store(0, Relaxed);
+        self.items_total.store(items, Relaxed);
         if let Some(b) = &self.bar {
-            b.set_message(stage.label());
-            b.set_length(items);
+            let template = if by_bytes {
+                "{msg:28} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} {eta}"
+            } else {
+                "{msg:22} [{bar:30}] {pos}/{len} files {eta}"
+            };
+            b.set_style(ProgressStyle::with_template(template).unwrap_or_else(|_| ProgressStyle::default_bar()).progress_chars("=> "));
+            b.set_message(if by_bytes { format!("{} 0/{items} files", stage.label()) } else { stage.label().to_string() });
+            b.set_length(if by_bytes { bytes } else { items });
             b.set_position(0);
         }
     }
-    fn advance(&self, items: u64, _bytes: u64) {
-        if let Some(b) = &self.bar {
+    fn advance(&self, items: u64, bytes: u64) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let Some(b) = &self.bar else { return };
+        if self.by_bytes.load(Relaxed) {
+            b.inc(bytes);
+            if items > 0 {
+                let done = self.items.fetch_add(items, Relaxed) + items;
+                let stage = self.started.lock().ok().and_then(|s| s.map(|(st, _)| st.label())).unwrap_or("");
+                b.set_message(format!("{stage} {done}/{} files", self.items_total.load(Relaxed)));
+            }
+        } else {
             b.inc(items);
         }
     }

@@ -10,7 +10,8 @@ use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
 use crate::error::{Error, Result};
 use crate::model::{CaptureTime, ContentHash, DateSource, MediaKind};
 
-pub const SCHEMA_VERSION: i64 = 1;
+/// 2 added the `dropbox_*` tables (additive: a version-1 manifest is upgraded in place).
+pub const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = r#"
 CREATE TABLE IF NOT EXISTS runs (
@@ -70,6 +71,52 @@ CREATE TABLE IF NOT EXISTS skipped (
     reason        TEXT NOT NULL,
     run_id        INTEGER REFERENCES runs(id),
     PRIMARY KEY (input, inner_path)
+);
+-- Dropbox (photoferry upload / verify). `endpoint` is the API base URL, so an emulator's
+-- namespace is never mistaken for the real one.
+CREATE TABLE IF NOT EXISTS dropbox_remote (   -- the cached recursive listing
+    endpoint      TEXT NOT NULL,
+    path_lower    TEXT NOT NULL,           -- NFC, lower-cased full Dropbox path
+    path_display  TEXT NOT NULL,
+    is_folder     INTEGER NOT NULL,
+    size          INTEGER,
+    content_hash  TEXT,                    -- Dropbox content_hash (files)
+    rev           TEXT,
+    PRIMARY KEY (endpoint, path_lower)
+);
+CREATE TABLE IF NOT EXISTS dropbox_cursor (   -- list_folder cursor: the next run asks only for changes
+    endpoint      TEXT NOT NULL,
+    root          TEXT NOT NULL,           -- the --to folder, lower-cased
+    cursor        TEXT NOT NULL,
+    PRIMARY KEY (endpoint, root)
+);
+CREATE TABLE IF NOT EXISTS dropbox_hash (     -- local files' Dropbox content_hash, by size+mtime
+    path          TEXT PRIMARY KEY,        -- relative to DIR, '/'-separated, NFC
+    size          INTEGER NOT NULL,
+    mtime_ns      INTEGER NOT NULL,
+    content_hash  TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS dropbox_sessions ( -- chunked uploads in progress (resumed for 6 days)
+    endpoint      TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    remote_path   TEXT NOT NULL,
+    size          INTEGER NOT NULL,
+    content_hash  TEXT NOT NULL,
+    session_id    TEXT NOT NULL,
+    offset        INTEGER NOT NULL,        -- bytes Dropbox has acknowledged
+    started_unix  INTEGER NOT NULL,
+    PRIMARY KEY (endpoint, path)
+);
+CREATE TABLE IF NOT EXISTS dropbox_uploads (  -- where each local file is in Dropbox, verified
+    endpoint      TEXT NOT NULL,
+    path          TEXT NOT NULL,
+    remote_path   TEXT NOT NULL,           -- path_display; differs from the local path when renamed
+    content_hash  TEXT NOT NULL,           -- equal locally and as returned by Dropbox
+    rev           TEXT,
+    size          INTEGER NOT NULL,
+    run_id        INTEGER REFERENCES runs(id),
+    uploaded_at   TEXT NOT NULL,
+    PRIMARY KEY (endpoint, path)
 );
 "#;
 
@@ -192,6 +239,12 @@ impl Manifest {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The SQLite connection, for the Dropbox state ([`crate::dropbox::state`]) which keeps its
+    /// own tables in the same file.
+    pub fn into_connection(self) -> Connection {
+        self.conn
     }
 
     pub fn begin_run(&self, command: &str) -> Result<i64> {
@@ -463,11 +516,11 @@ fn parse_capture(local: &str, offset: Option<i32>, source: &str) -> Option<Captu
     Some(CaptureTime::new(local, offset, DateSource::parse(source)?))
 }
 
-fn now() -> String {
+pub(crate) fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-fn db(path: &Path, source: rusqlite::Error) -> Error {
+pub(crate) fn db(path: &Path, source: rusqlite::Error) -> Error {
     Error::Manifest { path: path.to_path_buf(), source }
 }
 

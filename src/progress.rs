@@ -9,6 +9,12 @@ pub enum Stage {
     Plan,
     Write,
     Record,
+    /// upload/verify: computing Dropbox content hashes (or BLAKE3) of the local tree.
+    Hash,
+    /// upload/verify: reading the Dropbox listing.
+    List,
+    /// upload: sending and committing.
+    Upload,
 }
 
 impl Stage {
@@ -19,6 +25,9 @@ impl Stage {
             Stage::Plan => "planning",
             Stage::Write => "writing",
             Stage::Record => "recording manifest",
+            Stage::Hash => "hashing",
+            Stage::List => "listing Dropbox",
+            Stage::Upload => "uploading",
         }
     }
 }

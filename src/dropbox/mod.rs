@@ -1,6 +1,12 @@
-//! Dropbox API v2 pieces that the upload (next) builds on: the `content_hash` Dropbox computes for
-//! every file, and the `Dropbox-API-Arg` header encoding. Both are pure and tested against the
-//! published vectors; the client, the loopback emulator and `upload`/`verify` come next.
+//! Dropbox: the API v2 client ([`api`]), OAuth login ([`auth`]), the remote listing ([`remote`]),
+//! the upload engine ([`upload`]), `verify` ([`verify`]) and what they remember in the manifest
+//! ([`state`]). [`content_hash`] and [`wire`] are the two pure pieces of the wire format.
 
+pub mod api;
+pub mod auth;
 pub mod content_hash;
+pub mod remote;
+pub mod state;
+pub mod upload;
+pub mod verify;
 pub mod wire;
