@@ -83,7 +83,7 @@ pub fn logout() -> ExitCode {
         },
         Err(e) => return fatal(&e.to_string()),
     };
-    let revoked = client(Credentials::Refresh { app_key: stored.app_key, refresh_token: stored.refresh_token })
+    let revoked = client(Credentials::Refresh { app_key: stored.app_key, refresh_token: stored.refresh_token, access: None })
         .and_then(|c| auth::revoke(&c).map_err(|e| e.to_string()));
     if let Err(e) = std::fs::remove_file(&path) {
         return fatal(&format!("could not delete {}: {e}", path.display()));

@@ -220,10 +220,11 @@ impl Client {
             .pool_max_idle_per_host(16)
             .build()
             .map_err(|e| ApiError::Protocol { route: "client".into(), message: e.to_string() })?;
-        let (access, expires_at) = match &credentials {
-            Credentials::AccessToken(t) => (Some(t.expose().to_string()), None),
-            _ => (None, None),
+        let access = match &credentials {
+            Credentials::AccessToken(t) | Credentials::Refresh { access: Some(t), .. } => Some(t.expose().to_string()),
+            Credentials::Refresh { access: None, .. } => None,
         };
+        let expires_at = None;
         Ok(Client {
             http,
             endpoints,
@@ -252,7 +253,7 @@ impl Client {
         match &self.credentials {
             Credentials::AccessToken(t) if !force_refresh => Ok(t.expose().to_string()),
             Credentials::AccessToken(_) => Err(ApiError::Auth { tag: "expired_access_token".into() }),
-            Credentials::Refresh { app_key, refresh_token } => {
+            Credentials::Refresh { app_key, refresh_token, .. } => {
                 let grant = super::auth::refresh(self, app_key, refresh_token.expose())?;
                 st.expires_at = grant.expires_in.map(|s| Instant::now() + Duration::from_secs(s));
                 st.access = Some(grant.access_token.expose().to_string());

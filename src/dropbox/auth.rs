@@ -56,8 +56,9 @@ impl std::fmt::Display for Secret {
 pub enum Credentials {
     /// A short-lived access token (`PHOTOFERRY_DROPBOX_TOKEN`); cannot be refreshed.
     AccessToken(Secret),
-    /// A refresh token and the app it belongs to: access tokens are minted as needed.
-    Refresh { app_key: String, refresh_token: Secret },
+    /// A refresh token and the app it belongs to: access tokens are minted as needed (starting
+    /// with `access`, when one was given).
+    Refresh { app_key: String, refresh_token: Secret, access: Option<Secret> },
 }
 
 impl Credentials {
@@ -151,20 +152,22 @@ pub fn save_token(path: &Path, token: &StoredToken) -> Result<(), AuthError> {
     Ok(())
 }
 
-/// The credentials to use, in order: `PHOTOFERRY_DROPBOX_TOKEN`; `PHOTOFERRY_DROPBOX_REFRESH_TOKEN`
-/// with `PHOTOFERRY_DROPBOX_APP_KEY`; the token file written by `photoferry login`.
+/// The credentials to use, in order: `PHOTOFERRY_DROPBOX_REFRESH_TOKEN` with
+/// `PHOTOFERRY_DROPBOX_APP_KEY` (and `PHOTOFERRY_DROPBOX_TOKEN` as the first access token, if set);
+/// `PHOTOFERRY_DROPBOX_TOKEN` alone; the token file written by `photoferry login`.
 pub fn credentials_from_env_or_file() -> Result<Credentials, AuthError> {
     let var = |k| std::env::var(k).ok().filter(|v: &String| !v.trim().is_empty());
-    if let Some(t) = var(TOKEN_ENV) {
-        return Ok(Credentials::AccessToken(Secret::new(t.trim())));
-    }
+    let access = var(TOKEN_ENV).map(|t| Secret::new(t.trim()));
     if let Some(r) = var(REFRESH_TOKEN_ENV) {
         let app_key = var(APP_KEY_ENV).ok_or(AuthError::MissingAppKey)?;
-        return Ok(Credentials::Refresh { app_key, refresh_token: Secret::new(r.trim()) });
+        return Ok(Credentials::Refresh { app_key, refresh_token: Secret::new(r.trim()), access });
+    }
+    if let Some(t) = access {
+        return Ok(Credentials::AccessToken(t));
     }
     let path = token_path().ok_or(AuthError::NotLoggedIn)?;
     match load_token(&path)? {
-        Some(t) => Ok(Credentials::Refresh { app_key: t.app_key, refresh_token: t.refresh_token }),
+        Some(t) => Ok(Credentials::Refresh { app_key: t.app_key, refresh_token: t.refresh_token, access: None }),
         None => Err(AuthError::NotLoggedIn),
     }
 }
@@ -257,7 +260,7 @@ mod tests {
 
     #[test]
     fn secrets_never_print() {
-        let c = Credentials::Refresh { app_key: "key".into(), refresh_token: Secret::new("sl.very-secret") };
+        let c = Credentials::Refresh { app_key: "key".into(), refresh_token: Secret::new("sl.very-secret"), access: Some(Secret::new("sl.very-secret")) };
         let shown = format!("{c:?} {}", Secret::new("sl.very-secret"));
         assert!(!shown.contains("very-secret"), "{shown}");
         assert!(shown.contains("<redacted>"));
