@@ -126,6 +126,13 @@ pub fn upload(opts: &UploadOptions, json: bool, verbose: bool, progress: &Bar) -
     } else {
         print_upload(&report, verbose, client.is_none());
     }
+    // Errors go to stderr in every mode, so a --json run still shows what failed.
+    for e in &report.errors {
+        eprintln!("error: {e}");
+    }
+    if !report.errors.is_empty() {
+        eprintln!("{} file(s) not uploaded; see the lines above.", report.errors.len());
+    }
     if let Some(f) = &report.fatal {
         eprintln!("photoferry: error: {f}");
         return ExitCode::from(2);
@@ -185,13 +192,6 @@ fn print_upload(r: &UploadReport, verbose: bool, offline: bool) {
     }
     for (path, why) in &r.left_out {
         let _ = writeln!(o, "not sent: {path}: {why}");
-    }
-    drop(o);
-    for e in &r.errors {
-        eprintln!("error: {e}");
-    }
-    if !r.errors.is_empty() {
-        eprintln!("{} file(s) not uploaded; see the lines above. Exit code 1.", r.errors.len());
     }
 }
 

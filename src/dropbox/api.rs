@@ -199,6 +199,9 @@ pub struct Client {
     token: Mutex<TokenState>,
     pub retry: RetryPolicy,
     pub counters: Counters,
+    /// Dropbox rate-limits the account, not the request: after a 429 every worker holds back
+    /// until this instant.
+    paused_until: Mutex<Option<Instant>>,
 }
 
 enum Host {
@@ -232,6 +235,7 @@ impl Client {
             token: Mutex::new(TokenState { access, expires_at }),
             retry: RetryPolicy::default(),
             counters: Counters::default(),
+            paused_until: Mutex::new(None),
         })
     }
 
@@ -243,13 +247,35 @@ impl Client {
         &self.credentials
     }
 
+    /// Wait out a rate limit another call met.
+    fn wait_for_pause(&self) {
+        let until = *self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(wait) = until.and_then(|u| u.checked_duration_since(Instant::now())) {
+            std::thread::sleep(wait);
+        }
+    }
+
+    /// Hold every worker back for `wait` from now (never shortening a longer pause).
+    fn pause(&self, wait: Duration) {
+        let mut until = self.paused_until.lock().unwrap_or_else(|p| p.into_inner());
+        let at = Instant::now() + wait;
+        if until.is_none_or(|u| u < at) {
+            *until = Some(at);
+        }
+    }
+
     /// A valid access token, refreshing it first when it is missing or about to expire.
-    fn access_token(&self, force_refresh: bool) -> Result<String, ApiError> {
+    /// `refused`: the token Dropbox just called expired; it is refreshed unless another worker
+    /// already replaced it.
+    fn access_token(&self, refused: Option<&str>) -> Result<String, ApiError> {
         let mut st = self.token.lock().unwrap_or_else(|p| p.into_inner());
         let stale = st.expires_at.is_some_and(|at| Instant::now() + REFRESH_MARGIN >= at);
-        if let (Some(t), false, false) = (&st.access, stale, force_refresh) {
-            return Ok(t.clone());
+        if let Some(t) = &st.access {
+            if !stale && refused.is_none_or(|r| r != t) {
+                return Ok(t.clone());
+            }
         }
+        let force_refresh = refused.is_some();
         match &self.credentials {
             Credentials::AccessToken(t) if !force_refresh => Ok(t.expose().to_string()),
             Credentials::AccessToken(_) => Err(ApiError::Auth { tag: "expired_access_token".into() }),
@@ -284,7 +310,8 @@ impl Client {
         let mut rate_limited = 0u32;
         let mut refreshed = false;
         loop {
-            let token = self.access_token(false)?;
+            let token = self.access_token(None)?;
+            self.wait_for_pause();
             let mut req: RequestBuilder = self.http.post(&url).bearer_auth(&token);
             req = match &header {
                 Some(h) => req.header("Dropbox-API-Arg", h).header("Content-Type", "application/octet-stream"),
@@ -322,13 +349,15 @@ impl Client {
                             }
                             let body_after = value.as_ref().and_then(|v| v.get("error")).and_then(|e| e.get("retry_after")).and_then(Value::as_u64);
                             // Dropbox always sends Retry-After on 429; without one, 5 s as the SDK does.
-                            Duration::from_secs(retry_after.or(body_after).unwrap_or(5))
+                            let wait = Duration::from_secs(retry_after.or(body_after).unwrap_or(5));
+                            self.pause(wait);
+                            wait
                         }
                         StatusCode::UNAUTHORIZED => {
                             let tag = value.as_ref().and_then(|v| v.get("error")).map(tag_chain).and_then(|t| t.first().cloned()).unwrap_or_else(|| "unauthorized".into());
                             if tag == "expired_access_token" && !refreshed && self.credentials.can_refresh() {
                                 refreshed = true;
-                                self.access_token(true)?;
+                                self.access_token(Some(&token))?;
                                 continue;
                             }
                             return Err(ApiError::Auth { tag });

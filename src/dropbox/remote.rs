@@ -98,12 +98,23 @@ pub fn refresh(client: &Client, state: &State, root: &str) -> Result<(HashMap<St
     let how = match state.cursor(root)? {
         Some(cursor) => match follow(client, state, root, cursor) {
             Ok(()) => Refresh::Changes,
-            Err(ListError::Api(e)) if e.has_tag("reset") => full(client, state, root)?,
+            Err(ListError::Api(e)) if e.has_tag("reset") => full_with_retry(client, state, root)?,
             Err(e) => return Err(e),
         },
-        None => full(client, state, root)?,
+        None => full_with_retry(client, state, root)?,
     };
     Ok((state.remote_index(root)?, how))
+}
+
+/// A full listing, started over (up to three times) when Dropbox resets its cursor midway.
+fn full_with_retry(client: &Client, state: &State, root: &str) -> Result<Refresh, ListError> {
+    let mut tries = 0;
+    loop {
+        match full(client, state, root) {
+            Err(ListError::Api(e)) if e.has_tag("reset") && tries < 3 => tries += 1,
+            other => return other,
+        }
+    }
 }
 
 fn full(client: &Client, state: &State, root: &str) -> Result<Refresh, ListError> {

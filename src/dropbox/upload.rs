@@ -517,7 +517,9 @@ fn send_one(sh: &Shared, job: &Job) -> Result<String, SendError> {
         return Err(SendError::Local("the file changed while photoferry was running (size differs)".into()));
     }
     let chunk = sh.opts.chunk_size.clamp(content_hash::BLOCK, MAX_REQUEST);
-    if size <= chunk as u64 {
+    // A session an earlier run left open is resumed, whatever the chunk size is now.
+    let resumable = resumable_session(sh, job, size)?;
+    if size <= chunk as u64 && resumable.is_none() {
         let data = read_at(&file, 0, size as usize).map_err(|e| local("cannot read", e))?;
         let hash = hash_of(&data);
         if hash != job.content_hash {
@@ -535,20 +537,45 @@ fn send_one(sh: &Shared, job: &Job) -> Result<String, SendError> {
         sh.progress.advance(0, size);
         return Ok(r.session_id);
     }
-    send_chunked(sh, job, &file, size, chunk)
+    send_chunked(sh, job, &file, size, chunk, resumable)
 }
 
-fn send_chunked(sh: &Shared, job: &Job, file: &File, size: u64, chunk: usize) -> Result<String, SendError> {
+/// The session a previous run started for these same bytes and this same destination, if it is
+/// young enough to still exist.
+fn resumable_session(sh: &Shared, job: &Job, size: u64) -> Result<Option<SessionRow>, SendError> {
+    let s = sh.state.session(&job.file.rel).map_err(|e| SendError::Local(e.to_string()))?;
+    Ok(s.filter(|s| {
+        s.size == size && s.content_hash == job.content_hash && s.remote_path == job.remote && now_unix() - s.started_unix < SESSION_RESUME_SECS
+    }))
+}
+
+fn send_chunked(sh: &Shared, job: &Job, file: &File, size: u64, chunk: usize, resume: Option<SessionRow>) -> Result<String, SendError> {
     let rel = &job.file.rel;
     let db = |e: Error| SendError::Local(e.to_string());
-    // Resume a session a previous run started for these same bytes.
-    let mut session = sh.state.session(rel).map_err(db)?.filter(|s| {
-        s.size == size && s.content_hash == job.content_hash && s.remote_path == job.remote && now_unix() - s.started_unix < SESSION_RESUME_SECS
-    });
+    let mut session = resume;
     let mut credited = 0u64;
     loop {
         let mut s = match session.take() {
-            Some(s) => s,
+            // A session from an earlier run: ask Dropbox where it stands with an empty append
+            // before sending a chunk it may already have (an answer lost at a kill).
+            Some(mut s) => match sh.client.upload::<_, Value>(
+                "/2/files/upload_session/append_v2",
+                &json!({"cursor": {"session_id": s.session_id, "offset": s.offset}, "close": false}),
+                Bytes::new(),
+            ) {
+                Ok(_) => s,
+                Err(e) if e.has_tag("incorrect_offset") && e.correct_offset().is_some_and(|o| o <= size) => {
+                    s.offset = e.correct_offset().unwrap_or(s.offset);
+                    sh.state.save_session(rel, &s).map_err(db)?;
+                    s
+                }
+                Err(e) if e.has_tag("closed") && s.offset == size => s,
+                Err(e) if e.has_tag("not_found") || e.has_tag("closed") || e.has_tag("incorrect_offset") => {
+                    sh.state.drop_session(rel).map_err(db)?;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            },
             None => {
                 let len = chunk.min(size as usize);
                 let data = read_at(file, 0, len).map_err(|e| SendError::Local(format!("cannot read: {e}")))?;
