@@ -19,8 +19,14 @@ fn client(creds: Credentials) -> Result<Client, String> {
 pub fn login(app_key: Option<String>) -> ExitCode {
     let Some(path) = auth::token_path() else { return fatal("cannot find a config folder: set HOME or PHOTOFERRY_CONFIG_DIR") };
     let saved = auth::load_token(&path).ok().flatten();
+    let from_config = match auth::app_key_from_config() {
+        Ok(k) => k,
+        Err(e) => return fatal(&e.to_string()),
+    };
+    // The key: --app-key, then the environment, then config.json, then the saved login's.
     let app_key = app_key
         .or_else(|| std::env::var(auth::APP_KEY_ENV).ok().filter(|k| !k.trim().is_empty()))
+        .or(from_config)
         .or_else(|| saved.map(|s| s.app_key));
     let Some(app_key) = app_key else { return fatal(&AuthError::NoAppKey.to_string()) };
     let app_key = app_key.trim().to_string();

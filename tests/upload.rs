@@ -459,3 +459,94 @@ fn uploads_the_organized_shared_media_tree() {
     let v = run_cmd(cmd(&emu, &config, &["verify", &out.to_string_lossy(), "--dropbox", "/Photos"]));
     assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
 }
+
+/// `photoferry login` end to end: PKCE authorization (the emulator checks the S256 challenge),
+/// the code pasted on stdin, the refresh token stored 0600 and never shown, an upload with no
+/// token in the environment, then `logout` revoking and deleting it.
+#[test]
+fn login_stores_a_private_refresh_token_and_logout_revokes_it() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    use std::os::unix::fs::PermissionsExt;
+
+    let files = vec![("2021/a.jpg", bytes(60, 100))];
+    let rig = rig(&files);
+    let emu = Emulator::start(Config::default()).unwrap();
+    // The app key comes from the config file here.
+    std::fs::write(rig.config.join("config.json"), r#"{"app_key": "test-app-key"}"#).unwrap();
+    let env = |c: &mut Command| {
+        c.env("PHOTOFERRY_DROPBOX_URL", emu.url()).env("PHOTOFERRY_CONFIG_DIR", &rig.config).env_remove("PHOTOFERRY_DROPBOX_TOKEN");
+    };
+    let mut c = bin();
+    c.arg("login");
+    env(&mut c);
+    let mut child = c.stdin(Stdio::piped()).stderr(Stdio::piped()).stdout(Stdio::piped()).spawn().unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut url = None;
+    let mut shown = String::new();
+    for _ in 0..10 {
+        let mut line = String::new();
+        err.read_line(&mut line).unwrap();
+        shown.push_str(&line);
+        if let Some(u) = line.trim().strip_prefix(&emu.url()) {
+            url = Some(u.to_string());
+            break;
+        }
+    }
+    let url = url.unwrap_or_else(|| panic!("no authorize link in: {shown}"));
+    assert!(url.starts_with("/oauth2/authorize?client_id=test-app-key&response_type=code&token_access_type=offline&code_challenge="), "{url}");
+    assert!(url.contains("code_challenge_method=S256"), "{url}");
+    // "Open the link": the emulator approves at once and shows the code.
+    let mut s = std::net::TcpStream::connect(emu.url().trim_start_matches("http://")).unwrap();
+    write!(s, "GET {url} HTTP/1.1\r\nHost: emulator\r\nConnection: close\r\n\r\n").unwrap();
+    let mut page = String::new();
+    s.read_to_string(&mut page).unwrap();
+    let code = page.split("\r\n\r\n").nth(1).unwrap().trim().to_string();
+    assert!(page.starts_with("HTTP/1.1 200"), "{page}");
+    writeln!(child.stdin.take().unwrap(), "{code}").unwrap();
+    let mut rest = String::new();
+    err.read_to_string(&mut rest).unwrap();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{shown}{rest}");
+
+    let token_file = rig.config.join("dropbox-token.json");
+    assert_eq!(std::fs::metadata(&token_file).unwrap().permissions().mode() & 0o777, 0o600);
+    let stored: Value = serde_json::from_str(&std::fs::read_to_string(&token_file).unwrap()).unwrap();
+    let refresh = stored["refresh_token"].as_str().unwrap().to_string();
+    assert!(refresh.len() > 8);
+    assert!(!rest.contains(&refresh) && !shown.contains(&refresh));
+
+    // Upload with the stored login only: an access token is minted from the refresh token.
+    let d = rig.dir.to_string_lossy().into_owned();
+    let mut c = bin();
+    c.args(["upload", &d, "--to", "/Photos"]).env("RUST_LOG", "trace");
+    env(&mut c);
+    let r = run_cmd(c);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    assert!(emu.file("/Photos/2021/a.jpg").is_some());
+    assert!(!r.stdout.contains(&refresh) && !r.stderr.contains(&refresh));
+
+    // A token file others can read is refused.
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let mut c = bin();
+    c.args(["upload", &d, "--to", "/Photos"]);
+    env(&mut c);
+    let r = run_cmd(c);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("readable by other users"), "{}", r.stderr);
+    std::fs::set_permissions(&token_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+
+    // logout: revoked at Dropbox, file deleted, and the next upload says to log in.
+    let mut c = bin();
+    c.arg("logout");
+    env(&mut c);
+    let r = run_cmd(c);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!token_file.exists());
+    assert_eq!(calls(&emu, "/2/auth/token/revoke"), 1);
+    let mut c = bin();
+    c.args(["upload", &d, "--to", "/Photos"]);
+    env(&mut c);
+    let r = run_cmd(c);
+    assert_eq!(r.code, 2);
+    assert!(r.stderr.contains("photoferry login"), "{}", r.stderr);
+}

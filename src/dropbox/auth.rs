@@ -74,8 +74,10 @@ pub enum AuthError {
     NotLoggedIn,
     #[error("{REFRESH_TOKEN_ENV} is set but {APP_KEY_ENV} is not: a refresh token only works with its app key")]
     MissingAppKey,
-    #[error("no Dropbox app key: pass --app-key, or set {APP_KEY_ENV} (see the README: \"Connect photoferry to Dropbox\")")]
+    #[error("no Dropbox app key: pass --app-key, set {APP_KEY_ENV}, or put {{\"app_key\": \"...\"}} in the config file (see the README: \"Connect photoferry to Dropbox\")")]
     NoAppKey,
+    #[error("config file {}: {why}", path.display())]
+    BadConfig { path: PathBuf, why: String },
     #[error("token file {}: {source}", path.display())]
     Io { path: PathBuf, source: std::io::Error },
     #[error("token file {} is not valid ({why}); run `photoferry login` again", path.display())]
@@ -113,6 +115,27 @@ pub fn config_dir() -> Option<PathBuf> {
 
 pub fn token_path() -> Option<PathBuf> {
     config_dir().map(|d| d.join("dropbox-token.json"))
+}
+
+/// The settings file, `<config>/config.json`: `{"app_key": "..."}`.
+pub fn config_path() -> Option<PathBuf> {
+    config_dir().map(|d| d.join("config.json"))
+}
+
+/// The app key from the settings file, if it has one.
+pub fn app_key_from_config() -> Result<Option<String>, AuthError> {
+    let Some(path) = config_path() else { return Ok(None) };
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(AuthError::Io { path, source: e }),
+    };
+    #[derive(Deserialize)]
+    struct Config {
+        app_key: Option<String>,
+    }
+    let c: Config = serde_json::from_str(&text).map_err(|e| AuthError::BadConfig { path, why: e.to_string() })?;
+    Ok(c.app_key.map(|k| k.trim().to_string()).filter(|k| !k.is_empty()))
 }
 
 /// Read the token file, refusing one that others can read.
