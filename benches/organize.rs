@@ -8,6 +8,9 @@
 //! (../shared/scripts/install-anchor-tools.sh installs both). Knobs: PHOTOFERRY_BENCH_COPIES
 //! (default 28 copies of each media file), PHOTOFERRY_BENCH_DIR (default target/bench-work).
 
+mod common;
+use common::machine;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -223,13 +226,4 @@ fn shell_quote(s: &str) -> String {
 
 fn which(cmd: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(cmd)).find(|p| p.is_file())
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| c.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
-        .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    format!("{cores} cores, {cpu}")
 }

@@ -86,7 +86,7 @@ pub fn parse_details(bytes: &[u8]) -> Result<Parsed<(String, Details)>, String> 
         let created = parse_icloud_date(raw_date);
         if created.is_none() {
             let shown = if raw_date.is_empty() { "empty".to_string() } else { format!("'{raw_date}'") };
-            out.problems.push((line, format!("{name}: originalCreationDate {shown} cannot be read; ignored")));
+            out.problems.push((line, format!("{name}: originalCreationDate {shown} cannot be read")));
         }
         out.rows.push((nfc(name), Details { favorite: flag(fav), hidden: flag(hid), deleted: flag(del), created }));
     }
@@ -117,11 +117,23 @@ pub fn parse_list(bytes: &[u8]) -> Result<Parsed<String>, String> {
     Ok(out)
 }
 
-const MONTHS: [(&str, u32); 24] = [
+const MONTHS: &[(&str, u32)] = &[
     ("january", 1), ("february", 2), ("march", 3), ("april", 4), ("may", 5), ("june", 6),
     ("july", 7), ("august", 8), ("september", 9), ("october", 10), ("november", 11), ("december", 12),
     ("jan", 1), ("feb", 2), ("mar", 3), ("apr", 4), ("jun", 6), ("jul", 7),
     ("aug", 8), ("sep", 9), ("sept", 9), ("oct", 10), ("nov", 11), ("dec", 12),
+    // Localized exports: French, German, Spanish, Italian, Portuguese, Dutch, Swedish, Danish and
+    // Norwegian full month names (the same word never means two months across these).
+    ("janvier", 1), ("février", 2), ("fevrier", 2), ("mars", 3), ("avril", 4), ("mai", 5), ("juin", 6),
+    ("juillet", 7), ("août", 8), ("aout", 8), ("septembre", 9), ("octobre", 10), ("novembre", 11), ("décembre", 12),
+    ("decembre", 12), ("januar", 1), ("februar", 2), ("märz", 3), ("maerz", 3), ("juni", 6), ("juli", 7),
+    ("oktober", 10), ("dezember", 12), ("enero", 1), ("febrero", 2), ("marzo", 3), ("abril", 4), ("mayo", 5),
+    ("junio", 6), ("julio", 7), ("agosto", 8), ("septiembre", 9), ("setiembre", 9), ("octubre", 10),
+    ("noviembre", 11), ("diciembre", 12), ("gennaio", 1), ("febbraio", 2), ("aprile", 4), ("maggio", 5),
+    ("giugno", 6), ("luglio", 7), ("settembre", 9), ("ottobre", 10), ("dicembre", 12), ("janeiro", 1),
+    ("fevereiro", 2), ("março", 3), ("maio", 5), ("junho", 6), ("julho", 7), ("setembro", 9),
+    ("outubro", 10), ("dezembro", 12), ("januari", 1), ("februari", 2), ("maart", 3), ("augustus", 8),
+    ("mei", 5), ("augusti", 8), ("maj", 5), ("marts", 3),
 ];
 
 /// `Saturday June 4,2022 12:11 PM GMT` → 2022-06-04 12:11 UTC. Defensive: the weekday is
@@ -349,7 +361,11 @@ mod tests {
         assert_eq!(p("Tuesday March 5, 2019 6:07 PM GMT").as_deref(), Some("2019-03-05T18:07:00.000+00:00"));
         assert_eq!(p("Mar 5,2019 18:07 UTC").as_deref(), Some("2019-03-05T18:07:00.000+00:00"));
         assert_eq!(p(""), None);
-        assert_eq!(p("lørdag juni 4,2022 12:11 PM GMT"), None);
+        // Localized month names (weekday ignored).
+        assert_eq!(p("lørdag juni 4,2022 12:11 PM GMT").as_deref(), Some("2022-06-04T12:11:00.000+00:00"));
+        assert_eq!(p("samedi février 4,2023 9:05 AM GMT").as_deref(), Some("2023-02-04T09:05:00.000+00:00"));
+        assert_eq!(p("Samstag März 4,2023 21:05 GMT").as_deref(), Some("2023-03-04T21:05:00.000+00:00"));
+        assert_eq!(p("lørdag smarch 4,2022 12:11 PM GMT"), None);
         assert_eq!(p("Saturday June 31,2022 12:11 PM GMT"), None);
         assert_eq!(p("Saturday June 4,2022 13:11 PM GMT"), None);
         assert_eq!(p("Saturday June 4,2022 12:11 PM PST"), None);

@@ -67,11 +67,12 @@ pub fn resolve(src: &Source, cached: Option<&CachedSource>, staging: Option<&Pat
     if let Sniffed::Mismatch { claimed } = sniffed {
         // Not a damaged photo but something else under a photo's name (an error page saved as
         // .HEIC, a truncated download): not written; the input stays where it is.
+        let kind = claimed.as_str().to_uppercase();
+        if size < 16 {
+            return fail(FileErrorKind::Corrupt, format!("only {size} bytes: too short to be a {kind} (a cut-off download?)"));
+        }
         let head = sink_head(&mut sink, src);
-        return fail(
-            FileErrorKind::Corrupt,
-            format!("the content is not {} as its name says (it starts with {head})", claimed.as_str().to_uppercase()),
-        );
+        return fail(FileErrorKind::Corrupt, format!("the content is not {kind} as its name says (it starts with {head})"));
     }
     let (kind, probed) = match sniffed {
         Sniffed::Media(kind) => {

@@ -295,6 +295,7 @@ fn open_zip(reader: RangeReader, input: &Path, prefix: &str, spill_dir: &Path, d
         out.errors.push(error(label, FileErrorKind::Archive, format!("zips nested more than {MAX_ZIP_DEPTH} deep"), "not opened"));
         return;
     }
+    let declared = declared_entries(&mut reader.clone());
     let zip = match ZipArchive::new(reader) {
         Ok(z) => z,
         Err(e) => {
@@ -302,6 +303,16 @@ fn open_zip(reader: RangeReader, input: &Path, prefix: &str, spill_dir: &Path, d
             return;
         }
     };
+    // The zip reader keeps one entry per name; an archive that repeats a name (different files
+    // under one name, which some writers produce) would otherwise lose the others silently.
+    if let Some(n) = declared.filter(|&n| n > zip.len() as u64) {
+        out.errors.push(error(
+            label.clone(),
+            FileErrorKind::Archive,
+            format!("the zip lists {n} entries but only {} distinct names: {} entries repeat a name and cannot be told apart", zip.len(), n - zip.len() as u64),
+            "only the last entry of each repeated name was organized; extract the zip with another tool to recover the others",
+        ));
+    }
     let archive = Arc::new(Archive { zip });
     let join = |name: &str| if prefix.is_empty() { name.to_string() } else { format!("{prefix}/{name}") };
     for index in 0..archive.zip.len() {
@@ -362,6 +373,20 @@ fn open_zip(reader: RangeReader, input: &Path, prefix: &str, spill_dir: &Path, d
             locator: Locator::Zip { archive: archive.clone(), index },
         });
     }
+}
+
+/// The entry count the end-of-central-directory record declares (16-bit records only; zip64
+/// archives, whose count is elsewhere, give `None`).
+fn declared_entries(r: &mut RangeReader) -> Option<u64> {
+    use std::io::{Read, Seek, SeekFrom};
+    let len = r.seek(SeekFrom::End(0)).ok()?;
+    let tail = len.min(22 + 65_535);
+    r.seek(SeekFrom::Start(len - tail)).ok()?;
+    let mut buf = vec![0u8; tail as usize];
+    r.read_exact(&mut buf).ok()?;
+    let at = buf.windows(4).rposition(|w| w == b"PK\x05\x06")?;
+    let total = u16::from_le_bytes(buf.get(at + 10..at + 12)?.try_into().ok()?);
+    (total != 0xFFFF).then_some(u64::from(total))
 }
 
 fn inner_zip_reader(archive: &Arc<Archive>, index: usize, compressed: bool, spill_dir: &Path, out: &mut Enumerated) -> io::Result<RangeReader> {
