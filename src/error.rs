@@ -30,6 +30,20 @@ impl Error {
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Error {
         Error::Io { path: path.into(), source }
     }
+
+    /// The run stopped because the disk holding DIR is full.
+    pub fn is_disk_full(&self) -> bool {
+        match self {
+            Error::Io { source, .. } => is_disk_full(source),
+            Error::Manifest { source: rusqlite::Error::SqliteFailure(f, _), .. } => f.code == rusqlite::ErrorCode::DiskFull,
+            _ => false,
+        }
+    }
+}
+
+/// ENOSPC or a quota: the disk we write to is full.
+pub fn is_disk_full(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::StorageFull || e.kind() == std::io::ErrorKind::QuotaExceeded || e.raw_os_error() == Some(28)
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -275,6 +275,11 @@ fn main() -> ExitCode {
             let progress = Bar::new(!json && std::io::stderr().is_terminal(), !json);
             let report = match photoferry::organize(&opts, &progress) {
                 Ok(r) => r,
+                Err(e) if e.is_disk_full() => {
+                    return fatal(&format!(
+                        "{e}\nThe disk is full. Every file already in the tree is complete; free some space and run the same command again: it keeps what is there and writes the rest."
+                    ))
+                }
                 Err(e) => return fatal(&e.to_string()),
             };
             progress.clear();
@@ -284,6 +289,9 @@ fn main() -> ExitCode {
                 let _ = writeln!(stdout);
             } else {
                 print_human(&report, verbose, explain);
+            }
+            if let Some(f) = &report.fatal {
+                return fatal(f);
             }
             if report.has_errors() {
                 ExitCode::from(1)
@@ -382,7 +390,7 @@ fn print_human(r: &Report, verbose: bool, explain: bool) {
     }
     let t = &r.totals;
     if !r.dry_run {
-        if t.written == 0 && t.found > 0 {
+        if t.written == 0 && t.found > 0 && t.errors == 0 {
             let _ = writeln!(o, "Nothing new: all {} files are already in {}.", t.present, r.out.display());
         } else {
             let _ = writeln!(o, "Wrote {} new file{} to {}.", t.written, if t.written == 1 { "" } else { "s" }, r.out.display());

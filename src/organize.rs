@@ -70,6 +70,10 @@ pub struct Report {
     pub warnings: Vec<FileError>,
     pub skipped: Vec<SkipEntry>,
     pub plan: Vec<PlanEntry>,
+    /// Set when the run could not be recorded (the disk filled up, the manifest failed): what
+    /// was written is complete and in place, and the next run adopts it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fatal: Option<String>,
 }
 
 impl Report {
@@ -350,7 +354,7 @@ pub fn organize(opts: &OrganizeOptions, progress: &dyn Progress) -> Result<Repor
         .iter()
         .filter_map(|(i, s)| i.map(|i| (sources[i].input.to_string_lossy().into_owned(), sources[i].inner.clone(), s.reason.clone())))
         .collect();
-    let report = Report {
+    let mut report = Report {
         dry_run: opts.dry_run,
         out: out.clone(),
         years,
@@ -359,20 +363,32 @@ pub fn organize(opts: &OrganizeOptions, progress: &dyn Progress) -> Result<Repor
         warnings,
         skipped: skipped.into_iter().map(|(_, s)| s).collect(),
         plan,
+        fatal: None,
     };
 
     // Record.
     if let (Some(m), Some(run_id)) = (manifest.as_mut(), run_id) {
         progress.start(Stage::Record, 0, 0);
-        if opts.sync {
-            fsutil::sync_tree(&out).map_err(|e| Error::io(&out, e))?;
-        }
-        let written: HashSet<&str> =
-            report.plan.iter().filter(|p| !failed_dests.contains(&p.dest)).map(|p| p.dest.as_str()).collect();
-        let rec = run_record(&sources, &media, &assets, &report.plan, &written, skipped_rows, &moved);
-        let summary = serde_json::to_string(&SummaryOnly { years: &report.years, totals: &report.totals }).unwrap_or_default();
-        m.record(run_id, &rec, &summary)?;
+        let recorded = (|| {
+            if opts.sync {
+                fsutil::sync_tree(&out).map_err(|e| Error::io(&out, e))?;
+            }
+            let written: HashSet<&str> =
+                report.plan.iter().filter(|p| !failed_dests.contains(&p.dest)).map(|p| p.dest.as_str()).collect();
+            let rec = run_record(&sources, &media, &assets, &report.plan, &written, skipped_rows, &moved);
+            let summary = serde_json::to_string(&SummaryOnly { years: &report.years, totals: &report.totals }).unwrap_or_default();
+            m.record(run_id, &rec, &summary)
+        })();
         progress.finish();
+        // The per-file results stay reportable even when recording fails.
+        if let Err(e) = recorded {
+            let hint = if e.is_disk_full() {
+                "the disk is full. Every file already in the tree is complete; free some space and run the same command again: it keeps what is there and writes the rest"
+            } else {
+                "the files written are complete and in place; run the same command again to record them"
+            };
+            report.fatal = Some(format!("{e}; {hint}"));
+        }
     }
     Ok(report)
 }

@@ -61,6 +61,9 @@ pub fn resolve(src: &Source, cached: Option<&CachedSource>, staging: Option<&Pat
         Ok(Copied::NotMedia(why)) => return Resolved::Skipped(why),
         Ok(Copied::Empty) => return fail(FileErrorKind::Corrupt, "the file is empty (0 bytes)".into()),
         Ok(Copied::Media(c)) => c,
+        Err(e) if crate::error::is_disk_full(&e) => {
+            return fail(FileErrorKind::Write, format!("cannot write into the output folder: the disk is full ({e})"))
+        }
         Err(e) => return fail(FileErrorKind::Read, format!("read failed: {e}")),
     };
     let CopiedMedia { sniffed, hash, size, mut sink } = copied;
