@@ -550,3 +550,34 @@ fn login_stores_a_private_refresh_token_and_logout_revokes_it() {
     assert_eq!(r.code, 2);
     assert!(r.stderr.contains("photoferry login"), "{}", r.stderr);
 }
+
+/// One run per DIR: a second `upload` (or an `organize`) while an upload runs is refused with
+/// the first one's pid; after the first is killed, the lock is gone (an OS lock, never stale).
+#[test]
+fn a_second_run_on_the_same_dir_is_refused_and_a_killed_run_leaves_no_lock() {
+    let files: Vec<(String, Vec<u8>)> = (0..20).map(|i| (format!("2020/IMG_{i:04}.JPG"), bytes(400 + i, 2000))).collect();
+    let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
+    let rig = rig(&refs);
+    let emu = Emulator::start(Config::default()).unwrap();
+    for n in 1..=40 {
+        emu.inject(Fault { route: "*".into(), nth: n, kind: FaultKind::Latency(Duration::from_millis(100)) });
+    }
+    let d = rig.dir.to_string_lossy().into_owned();
+    let mut first = cmd(&emu, &rig.config, &["upload", &d, "--to", "/Photos", "--transfers", "1"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    assert!(wait_until(Duration::from_secs(30), || calls(&emu, "/2/files/upload_session/start") >= 1), "the first upload never started sending");
+
+    let second = upload(&emu, &rig.config, &rig.dir, &[]);
+    assert_eq!(second.code, 2, "{}", second.stderr);
+    assert!(second.stderr.contains(&format!("pid {}", first.id())) && second.stderr.contains("already working on"), "{}", second.stderr);
+    let inp = rig.dir.parent().unwrap().join("more");
+    std::fs::create_dir_all(&inp).unwrap();
+    let (code, _, stderr) = common::run(&["organize", &inp.to_string_lossy(), "--out", &d], None);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("already working on"), "{stderr}");
+
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let r = upload(&emu, &rig.config, &rig.dir, &[]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert_eq!(emu.files().len(), 20);
+}
