@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 echo "building photoferry (the first build takes a few minutes)..."
 cargo build --release --quiet --bin photoferry --example make-fixtures
+cargo build --release --quiet -p dropbox-emulator
 ./target/release/examples/make-fixtures fixtures/sample-export
 rm -rf fixtures/out
 echo
@@ -14,3 +15,20 @@ echo "\$ photoferry organize fixtures/sample-export/* --out fixtures/out"
 echo
 echo "The organized tree (state in fixtures/out/.photoferry/ not shown):"
 (cd fixtures/out && find . -path ./.photoferry -prune -o -type f -print | sed 's|^\./||' | sort)
+
+echo
+echo "Uploading it to a local Dropbox API emulator (no account needed; a real upload is"
+echo "'photoferry login' once, then the same command):"
+log="$(mktemp)"
+./target/release/dropbox-emulator --port 0 > "$log" &
+emu=$!
+trap 'kill $emu 2>/dev/null; rm -f "$log"' EXIT
+for _ in $(seq 1 50); do grep -q listening "$log" && break; sleep 0.1; done
+url="$(sed -n 's/^listening on //p' "$log")"
+export PHOTOFERRY_DROPBOX_URL="$url" PHOTOFERRY_DROPBOX_TOKEN=emulator-token
+echo "\$ photoferry upload fixtures/out --to /Photos"
+./target/release/photoferry upload fixtures/out --to /Photos
+echo "\$ photoferry upload fixtures/out --to /Photos   # again: nothing is sent twice"
+./target/release/photoferry upload fixtures/out --to /Photos
+echo "\$ photoferry verify fixtures/out --dropbox /Photos"
+./target/release/photoferry verify fixtures/out --dropbox /Photos
