@@ -4,5 +4,5 @@
 # PHOTOFERRY_REQUIRE_SHARED_MEDIA=1 (set by .ci/run), which turns absence into a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --test
 cargo test --locked --workspace "$@"

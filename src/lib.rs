@@ -22,6 +22,7 @@ pub mod plan;
 pub mod probe;
 pub mod progress;
 pub mod read;
+pub mod report;
 pub mod sniff;
 pub mod source;
 

@@ -158,6 +158,16 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Write an HTML contact sheet of an organized folder to DIR/report/index.html: years,
+    /// albums and thumbnails, Live Photos, duplicates, skipped and failed files. Opens from the
+    /// file system; no server, no external assets.
+    Report {
+        #[arg(value_name = "DIR")]
+        dir: PathBuf,
+        /// Print a machine-readable JSON summary on stdout.
+        #[arg(long)]
+        json: bool,
+    },
     /// Explain one file of an organized folder: where it came from, which date was chosen and
     /// why, its Live Photo pair, its albums, where it went — or why it was skipped.
     Explain {
@@ -199,6 +209,36 @@ fn main() -> ExitCode {
         Command::Verify { dir, dropbox, json } => {
             let progress = Bar::new(!json && std::io::stderr().is_terminal(), !json);
             cloud::verify(&dir, dropbox.as_deref(), json, &progress)
+        }
+        Command::Report { dir, json } => {
+            let progress = Bar::new(!json && std::io::stderr().is_terminal(), !json);
+            let t = std::time::Instant::now();
+            let r = match photoferry::report::build(&dir, &progress) {
+                Ok(r) => r,
+                Err(e) => return fatal(&e.to_string()),
+            };
+            progress.clear();
+            if json {
+                let _ = serde_json::to_writer_pretty(std::io::stdout().lock(), &r);
+                println!();
+            } else {
+                for (path, why) in &r.thumbnail_errors {
+                    eprintln!("warning: {path}: no thumbnail ({why}); the page shows its name instead");
+                }
+                println!(
+                    "Wrote {} in {:.1} s: {} files ({} photos, {} videos, {} Live Photos); {} thumbnails made, {} reused.",
+                    r.index.display(),
+                    t.elapsed().as_secs_f64(),
+                    r.files,
+                    r.photos,
+                    r.videos,
+                    r.live_photos,
+                    r.thumbnails_made,
+                    r.thumbnails_cached
+                );
+                println!("Open it in a browser: file://{}", r.index.display());
+            }
+            ExitCode::SUCCESS
         }
         Command::Convert { inputs, out, quality, json } => {
             let progress = Bar::new(!json && std::io::stderr().is_terminal(), !json);

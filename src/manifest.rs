@@ -241,6 +241,11 @@ impl Manifest {
         &self.path
     }
 
+    /// The SQLite connection, for read-only queries (`photoferry report`).
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
     /// The SQLite connection, for the Dropbox state ([`crate::dropbox::state`]) which keeps its
     /// own tables in the same file.
     pub fn into_connection(self) -> Connection {

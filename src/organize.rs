@@ -376,7 +376,7 @@ pub fn organize(opts: &OrganizeOptions, progress: &dyn Progress) -> Result<Repor
             let written: HashSet<&str> =
                 report.plan.iter().filter(|p| !failed_dests.contains(&p.dest)).map(|p| p.dest.as_str()).collect();
             let rec = run_record(&sources, &media, &assets, &report.plan, &written, skipped_rows, &moved);
-            let summary = serde_json::to_string(&SummaryOnly { years: &report.years, totals: &report.totals }).unwrap_or_default();
+            let summary = serde_json::to_string(&SummaryOnly { years: &report.years, totals: &report.totals, errors: &report.errors }).unwrap_or_default();
             m.record(run_id, &rec, &summary)
         })();
         progress.finish();
@@ -397,6 +397,8 @@ pub fn organize(opts: &OrganizeOptions, progress: &dyn Progress) -> Result<Repor
 struct SummaryOnly<'a> {
     years: &'a BTreeMap<String, Counts>,
     totals: &'a Counts,
+    /// The run's per-file errors, for `photoferry report`.
+    errors: &'a [FileError],
 }
 
 fn year_key(c: Option<&CaptureTime>) -> String {

@@ -15,6 +15,8 @@ pub enum Stage {
     List,
     /// upload: sending and committing.
     Upload,
+    /// report: making thumbnails.
+    Thumbnail,
 }
 
 impl Stage {
@@ -28,6 +30,7 @@ impl Stage {
             Stage::Hash => "hashing",
             Stage::List => "listing Dropbox",
             Stage::Upload => "uploading",
+            Stage::Thumbnail => "making thumbnails",
         }
     }
 }

@@ -117,7 +117,10 @@ pub fn scan_tree(dir: &Path) -> Result<(Vec<LocalFile>, Vec<(String, String)>), 
     let mut files = Vec::new();
     let mut left_out = Vec::new();
     let walker = walkdir::WalkDir::new(dir).follow_links(false).sort_by_file_name().into_iter().filter_entry(|e| {
-        !(e.depth() == 1 && e.file_name() == ".photoferry")
+        // The state folder, and the contact sheet `photoferry report` writes, are not the library.
+        !(e.depth() == 1
+            && (e.file_name() == ".photoferry"
+                || (e.file_name() == crate::report::REPORT_DIR && e.path().join(crate::report::MARKER).is_file())))
     });
     for entry in walker {
         let entry = entry.map_err(|e| {
