@@ -9,7 +9,7 @@
 //! (default 28 copies of each media file), PHOTOFERRY_BENCH_DIR (default target/bench-work).
 
 mod common;
-use common::machine;
+use common::{build_library, machine};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -153,36 +153,6 @@ fn main() {
     println!("\nappended to BENCHMARKS.md");
 }
 
-/// Copy every media file `copies` times into `lib/copy-NN/<source path>`, making each copy's
-/// bytes unique in a way every reader tolerates: a `free` box appended to ISO-BMFF files
-/// (HEIC, MOV, MP4), bytes after the end marker of JPEG and PNG, an XML comment in AAE.
-fn build_library(media: &Path, lib: &Path, copies: usize) -> (u64, u64) {
-    let index = std::fs::read_to_string(media.join("INDEX.tsv")).unwrap();
-    let paths: Vec<&str> = index.lines().skip(1).filter_map(|l| l.split('\t').next()).filter(|p| !p.ends_with(".csv")).collect();
-    let (mut files, mut bytes) = (0u64, 0u64);
-    for k in 0..copies {
-        for p in &paths {
-            let mut data = std::fs::read(media.join(p)).unwrap();
-            let tag = format!("photoferry-bench copy {k} of {p}");
-            let lower = p.to_lowercase();
-            if data.len() >= 12 && &data[4..8] == b"ftyp" {
-                data.extend_from_slice(&((tag.len() + 8) as u32).to_be_bytes());
-                data.extend_from_slice(b"free");
-                data.extend_from_slice(tag.as_bytes());
-            } else if lower.ends_with(".aae") {
-                data.extend_from_slice(format!("\n<!-- {tag} -->\n").as_bytes());
-            } else {
-                data.extend_from_slice(tag.as_bytes());
-            }
-            let dest = lib.join(format!("copy-{k:02}")).join(p);
-            std::fs::create_dir_all(dest.parent().unwrap()).unwrap();
-            std::fs::write(&dest, &data).unwrap();
-            files += 1;
-            bytes += data.len() as u64;
-        }
-    }
-    (files, bytes)
-}
 
 /// Run a shell command under GNU time; (label, wall seconds, peak RSS KiB).
 fn timed(label: &str, cmd: &str) -> (String, f64, Option<u64>) {

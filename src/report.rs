@@ -351,7 +351,7 @@ h2{margin:28px 0 6px;border-bottom:1px solid var(--line);padding-bottom:4px}h3{m
 .grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(150px,1fr));gap:8px}
 figure{margin:0;background:var(--card);border:1px solid var(--line);border-radius:8px;overflow:hidden;position:relative}
 figure img,figure video{display:block;width:100%;height:150px;object-fit:cover;background:#8883}
-figcaption{padding:4px 6px;font-size:12px;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}
+figcaption{padding:4px 6px;font-size:12px}figcaption span{display:block;overflow:hidden;text-overflow:ellipsis;white-space:nowrap}figcaption .when{color:var(--muted);font-size:11px}
 .badge{position:absolute;top:6px;left:6px;background:#000a;color:#fff;font-size:11px;font-weight:600;padding:1px 6px;border-radius:4px;letter-spacing:.04em}
 .badge.live{cursor:pointer}.badge.note{left:auto;right:6px;background:#b35a00d0}
 .noimg{height:150px;display:flex;align-items:center;justify-content:center;color:var(--muted);font-size:12px;padding:6px;text-align:center}
@@ -416,16 +416,16 @@ fn render(
     );
     let _ = write!(h, "<header><h1>Your photo library</h1><div class=muted>made by photoferry report from the organized folder's manifest</div>");
     let _ = write!(h, "<div class=stats>");
-    for (label, n, id) in [
-        ("files", summary.files, "files"),
-        ("photos", summary.photos, "photos"),
-        ("videos", summary.videos, "videos"),
-        ("Live Photos", summary.live_photos, "live"),
-        ("duplicates merged", summary.duplicates, "duplicates"),
-        ("skipped", summary.skipped, "skipped"),
-        ("failed", summary.failed, "failed"),
+    for (one, many, n, id) in [
+        ("file", "files", summary.files, "files"),
+        ("photo", "photos", summary.photos, "photos"),
+        ("video", "videos", summary.videos, "videos"),
+        ("Live Photo", "Live Photos", summary.live_photos, "live"),
+        ("duplicate merged", "duplicates merged", summary.duplicates, "duplicates"),
+        ("skipped", "skipped", summary.skipped, "skipped"),
+        ("failed", "failed", summary.failed, "failed"),
     ] {
-        let _ = write!(h, "<div class=stat data-count=\"{id}\"><b>{n}</b>{label}</div>");
+        let _ = write!(h, "<div class=stat data-count=\"{id}\"><b>{n}</b>{}</div>", if n == 1 { one } else { many });
     }
     let _ = write!(h, "</div><nav>");
     for y in years.keys() {
@@ -475,7 +475,7 @@ fn render(
                 let cap = e.capture.as_deref().map(short_time).unwrap_or_else(|| "no date".into());
                 let _ = write!(
                     h,
-                    "<figcaption title=\"{}\">{} · {}</figcaption></figure>",
+                    "<figcaption title=\"{}\"><span>{}</span><span class=when>{}</span></figcaption></figure>",
                     esc(&format!("{}{}", e.path, if extra.is_empty() { String::new() } else { format!(" (with {})", extra.join(", ")) })),
                     esc(name_of(&e.path)),
                     esc(&cap)
