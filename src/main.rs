@@ -168,6 +168,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print the BLAKE3 of files, as `b3sum` does: the identity photoferry gives every photo (the
+    /// manifest's blake3 columns), to check a file against the manifest.
+    Hash {
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+    },
     /// Explain one file of an organized folder: where it came from, which date was chosen and
     /// why, its Live Photo pair, its albums, where it went — or why it was skipped.
     Explain {
@@ -209,6 +215,24 @@ fn main() -> ExitCode {
         Command::Verify { dir, dropbox, json } => {
             let progress = Bar::new(!json && std::io::stderr().is_terminal(), !json);
             cloud::verify(&dir, dropbox.as_deref(), json, &progress)
+        }
+        Command::Hash { files } => {
+            let mut failed = false;
+            for f in &files {
+                let size = std::fs::metadata(f).map(|m| m.len());
+                match size.and_then(|size| photoferry::read::hash_file(f, size)) {
+                    Ok(h) => println!("{}  {}", h.to_hex(), f.display()),
+                    Err(e) => {
+                        eprintln!("error: {}: {e}", f.display());
+                        failed = true;
+                    }
+                }
+            }
+            if failed {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
         }
         Command::Report { dir, json } => {
             let progress = Bar::new(!json && std::io::stderr().is_terminal(), !json);

@@ -193,8 +193,9 @@ fn copy_and_hash(src: &Source, staging: Option<&Path>, writeback: bool) -> io::R
     })
 }
 
-/// BLAKE3 of a file through a memory map (large files are hashed on several cores).
-fn hash_file(path: &Path, size: u64) -> io::Result<ContentHash> {
+/// BLAKE3 of a file through a memory map (large files are hashed on several cores): the identity
+/// photoferry gives every file (`photoferry hash`, the manifest's `blake3` columns).
+pub fn hash_file(path: &Path, size: u64) -> io::Result<ContentHash> {
     let mut h = blake3::Hasher::new();
     if size >= 16 << 20 {
         h.update_mmap_rayon(path)?;

@@ -343,3 +343,25 @@ fn the_same_input_twice_is_read_once() {
     assert_eq!(v["totals"]["found"], 1);
     assert_eq!(v["totals"]["duplicates"], 0);
 }
+
+#[test]
+fn hash_prints_the_blake3_the_manifest_records() {
+    let t = tempfile::tempdir().unwrap();
+    let inp = t.path().join("in");
+    std::fs::create_dir_all(&inp).unwrap();
+    let photo = gen::jpeg(77, Some("2020:01:01 10:00:00"), None);
+    std::fs::write(inp.join("IMG_0077.JPG"), &photo).unwrap();
+    let out = t.path().join("out");
+    let (code, _, stderr) = run(&["organize", &inp.to_string_lossy(), "--out", &out.to_string_lossy()], None);
+    assert_eq!(code, 0, "{stderr}");
+    let placed = out.join("2020/IMG_0077.JPG");
+    let (code, stdout, _) = run(&["hash", &placed.to_string_lossy()], None);
+    assert_eq!(code, 0);
+    assert_eq!(stdout, format!("{}  {}\n", blake3::hash(&photo).to_hex(), placed.display()));
+    let db = rusqlite::Connection::open(out.join(".photoferry/manifest.sqlite")).unwrap();
+    let recorded: String = db.query_row("SELECT blake3 FROM files WHERE path = '2020/IMG_0077.JPG'", [], |r| r.get(0)).unwrap();
+    assert!(stdout.starts_with(&recorded));
+    let (code, _, stderr) = run(&["hash", &t.path().join("missing.jpg").to_string_lossy()], None);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("missing.jpg"), "{stderr}");
+}
