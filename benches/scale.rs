@@ -11,7 +11,6 @@
 //! (../shared/scripts/install-anchor-tools.sh installs both; the rows are skipped without them).
 
 #[path = "../fixtures/gen.rs"]
-#[allow(dead_code)]
 mod gen;
 mod common;
 

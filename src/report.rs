@@ -71,8 +71,18 @@ fn is_picture(kind: &str) -> bool {
     matches!(kind, "heif" | "jpeg" | "png" | "gif" | "dng")
 }
 
-/// Read what the report shows from the manifest.
-fn load(m: &Manifest) -> Result<(Vec<Entry>, Vec<(String, Vec<String>)>, Vec<(String, String)>, Vec<(String, String)>)> {
+/// What the report shows, read from the manifest.
+struct Loaded {
+    entries: Vec<Entry>,
+    /// BLAKE3 → every input location that held those bytes (only content seen more than once).
+    dups: Vec<(String, Vec<String>)>,
+    /// (location, reason)
+    skipped: Vec<(String, String)>,
+    /// (location, what was wrong; what was done) of the latest organize run.
+    failed: Vec<(String, String)>,
+}
+
+fn load(m: &Manifest) -> Result<Loaded> {
     let p = m.path().to_path_buf();
     let conn = m.connection();
     let e = |e| db(&p, e);
@@ -137,7 +147,7 @@ fn load(m: &Manifest) -> Result<(Vec<Entry>, Vec<(String, Vec<String>)>, Vec<(St
             (s("location"), format!("{}; {}", s("message"), s("action")))
         })
         .collect();
-    Ok((entries, dups, skipped, failed))
+    Ok(Loaded { entries, dups, skipped, failed })
 }
 
 /// Build `DIR/report/index.html`.
@@ -145,7 +155,7 @@ pub fn build(dir: &Path, progress: &dyn Progress) -> Result<ReportSummary> {
     let state = crate::fsutil::state_dir(dir);
     let m = Manifest::open_read_only(&state)?
         .ok_or_else(|| Error::io(state.join("manifest.sqlite"), std::io::Error::new(std::io::ErrorKind::NotFound, "no manifest: run photoferry organize into this folder first")))?;
-    let (entries, dups, skipped, failed) = load(&m)?;
+    let Loaded { entries, dups, skipped, failed } = load(&m)?;
     let out = dir.join(REPORT_DIR);
     if out.exists() && !out.join(MARKER).exists() && std::fs::read_dir(&out).map(|mut d| d.next().is_some()).unwrap_or(true) {
         return Err(Error::io(&out, std::io::Error::new(std::io::ErrorKind::AlreadyExists, "a folder of that name that photoferry did not make is in the way; nothing was written")));
@@ -519,7 +529,7 @@ fn render(
     let mut counts: Vec<(String, String)> = summary.groups.iter().map(|(g, n)| (g.clone(), n.to_string())).collect();
     counts.push(("total".into(), summary.files.to_string()));
     table(&mut h, "Files per folder (the counts photoferry verify checks)", "counts", counts, ("folder", "files"));
-    let _ = write!(h, "</section></main><script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(h, "</section></main><script>{SCRIPT}</script></body></html>");
     h
 }
 
