@@ -9,12 +9,11 @@
 //! (default 28 copies of each media file), PHOTOFERRY_BENCH_DIR (default target/bench-work).
 
 mod common;
-use common::{build_library, machine};
+use common::{build_library, machine, q, timed, which};
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 fn main() {
     // `cargo bench` passes `--bench`; ignore arguments.
@@ -154,25 +153,6 @@ fn main() {
 }
 
 
-/// Run a shell command under GNU time; (label, wall seconds, peak RSS KiB).
-fn timed(label: &str, cmd: &str) -> (String, f64, Option<u64>) {
-    let rss_file = std::env::temp_dir().join(format!("pf-bench-rss-{}", std::process::id()));
-    let have_time = Path::new("/usr/bin/time").exists();
-    let full = if have_time {
-        format!("/usr/bin/time -f %M -o {} sh -c {}", q(&rss_file), shell_quote(cmd))
-    } else {
-        cmd.to_string()
-    };
-    let start = Instant::now();
-    let status = Command::new("sh").arg("-c").arg(&full).status().expect("spawn");
-    let secs = start.elapsed().as_secs_f64();
-    if !status.success() {
-        eprintln!("bench: `{cmd}` exited with {status}");
-    }
-    let rss = std::fs::read_to_string(&rss_file).ok().and_then(|s| s.lines().last()?.trim().parse().ok());
-    println!("{label:32} {secs:8.2} s   peak RSS {} KiB", rss.map(|r: u64| r.to_string()).unwrap_or("?".into()));
-    (label.to_string(), secs, rss)
-}
 
 fn walk_count(dir: &Path) -> usize {
     walkdir::WalkDir::new(dir).into_iter().filter_map(Result::ok).filter(|e| e.file_type().is_file()).count()
@@ -186,14 +166,5 @@ fn sh(cmd: &str) {
     }
 }
 
-fn q(p: &Path) -> String {
-    shell_quote(&p.to_string_lossy())
-}
 
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
 
-fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(cmd)).find(|p| p.is_file())
-}

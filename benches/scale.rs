@@ -17,9 +17,8 @@ mod common;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
-use common::machine;
+use common::{machine, q, timed, which};
 
 fn main() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -140,33 +139,10 @@ fn main() {
     println!("\nappended to BENCHMARKS.md");
 }
 
-/// (label, wall seconds, peak RSS KiB) of a shell command under GNU time.
-fn timed(label: &str, cmd: &str) -> (String, f64, Option<u64>) {
-    let rss_file = std::env::temp_dir().join(format!("pf-scale-rss-{}", std::process::id()));
-    let full = if Path::new("/usr/bin/time").exists() { format!("/usr/bin/time -f %M -o {} sh -c {}", q(&rss_file), shell_quote(cmd)) } else { cmd.to_string() };
-    let t = Instant::now();
-    let s = Command::new("sh").arg("-c").arg(&full).status().expect("spawn");
-    let secs = t.elapsed().as_secs_f64();
-    if !s.success() {
-        eprintln!("bench: `{cmd}` exited with {s}");
-    }
-    let rss = std::fs::read_to_string(&rss_file).ok().and_then(|s| s.lines().last()?.trim().parse().ok());
-    println!("{label:44} {secs:8.2} s   peak RSS {} KiB", rss.map(|r: u64| r.to_string()).unwrap_or("?".into()));
-    (label.to_string(), secs, rss)
-}
 
 fn sh(cmd: &str) {
     let _ = Command::new("sh").arg("-c").arg(cmd).status();
 }
 
-fn q(p: &Path) -> String {
-    shell_quote(&p.to_string_lossy())
-}
 
-fn shell_quote(s: &str) -> String {
-    format!("'{}'", s.replace('\'', "'\\''"))
-}
 
-fn which(cmd: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(cmd)).find(|p| p.is_file())
-}

@@ -41,3 +41,35 @@ pub fn build_library(media: &std::path::Path, lib: &std::path::Path, copies: usi
     }
     (files, bytes)
 }
+
+/// Run a shell command under GNU time; (label, wall seconds, peak RSS KiB).
+pub fn timed(label: &str, cmd: &str) -> (String, f64, Option<u64>) {
+    let rss_file = std::env::temp_dir().join(format!("pf-bench-rss-{}", std::process::id()));
+    let have_time = std::path::Path::new("/usr/bin/time").exists();
+    let full = if have_time {
+        format!("/usr/bin/time -f %M -o {} sh -c {}", q(&rss_file), shell_quote(cmd))
+    } else {
+        cmd.to_string()
+    };
+    let start = std::time::Instant::now();
+    let status = std::process::Command::new("sh").arg("-c").arg(&full).status().expect("spawn");
+    let secs = start.elapsed().as_secs_f64();
+    if !status.success() {
+        eprintln!("bench: `{cmd}` exited with {status}");
+    }
+    let rss = std::fs::read_to_string(&rss_file).ok().and_then(|s| s.lines().last()?.trim().parse().ok());
+    println!("{label:44} {secs:8.2} s   peak RSS {} KiB", rss.map(|r: u64| r.to_string()).unwrap_or("?".into()));
+    (label.to_string(), secs, rss)
+}
+
+pub fn q(p: &std::path::Path) -> String {
+    shell_quote(&p.to_string_lossy())
+}
+
+pub fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+pub fn which(cmd: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| std::path::Path::new(d).join(cmd)).find(|p| p.is_file())
+}
