@@ -193,14 +193,31 @@ fn copy_and_hash(src: &Source, staging: Option<&Path>, writeback: bool) -> io::R
     })
 }
 
-/// BLAKE3 of a file through a memory map (large files are hashed on several cores): the identity
-/// photoferry gives every file (`photoferry hash`, the manifest's `blake3` columns).
+/// Large files are hashed in windows of this size, each on every core.
+const HASH_CHUNK: usize = 16 << 20;
+
+/// BLAKE3 of a file: the identity photoferry gives every file (`photoferry hash`, the manifest's
+/// `blake3` columns). Through a memory map (no copy into our memory); a large file in 16 MiB
+/// windows, each hashed on every core and then dropped from the mapping, so resident memory
+/// stays at one window however big the video (the pages stay in the OS cache for the copy).
 pub fn hash_file(path: &Path, size: u64) -> io::Result<ContentHash> {
     let mut h = blake3::Hasher::new();
-    if size >= 16 << 20 {
-        h.update_mmap_rayon(path)?;
-    } else {
+    if size < HASH_CHUNK as u64 {
         h.update_mmap(path)?;
+        return Ok(ContentHash(*h.finalize().as_bytes()));
+    }
+    let file = std::fs::File::open(path)?;
+    // SAFETY: read-only map of a file we only read; like `update_mmap`, a file truncated by
+    // another process while it is hashed would fault (our copies live in DIR/.photoferry/tmp).
+    let map = unsafe { memmap2::Mmap::map(&file)? };
+    for start in (0..map.len()).step_by(HASH_CHUNK) {
+        let end = (start + HASH_CHUNK).min(map.len());
+        h.update_rayon(&map[start..end]);
+        // SAFETY: `start` is a multiple of 16 MiB from a page-aligned base; the range is inside
+        // the map; DONTNEED on a private read-only file map only drops our page references.
+        unsafe {
+            libc::madvise(map.as_ptr().add(start) as *mut libc::c_void, end - start, libc::MADV_DONTNEED);
+        }
     }
     Ok(ContentHash(*h.finalize().as_bytes()))
 }
