@@ -184,12 +184,11 @@ fn print_upload(r: &UploadReport, verbose: bool, offline: bool) {
         }
         let _ = writeln!(
             o,
-            "Uploaded {} file(s), {} to {}; {} already there. {} API calls, {} sent.",
-            r.uploaded,
-            human_bytes(r.uploaded_bytes),
+            "Uploaded {} to {}; {} already there. {}, {} sent.",
+            count(r.uploaded, "file", &format!(", {}", human_bytes(r.uploaded_bytes))),
             r.to,
             r.already_there,
-            r.api_calls,
+            count(r.api_calls, "API call", ""),
             human_bytes(r.bytes_sent)
         );
     }
@@ -198,6 +197,15 @@ fn print_upload(r: &UploadReport, verbose: bool, offline: bool) {
     }
     for (path, why) in &r.left_out {
         let _ = writeln!(o, "not sent: {path}: {why}");
+    }
+}
+
+/// `1 file`, `2 files` (+ `extra` when there were any).
+fn count(n: u64, what: &str, extra: &str) -> String {
+    match n {
+        0 => format!("0 {what}s"),
+        1 => format!("1 {what}{extra}"),
+        n => format!("{n} {what}s{extra}"),
     }
 }
 

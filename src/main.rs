@@ -114,6 +114,11 @@ enum Command {
     Logout,
     /// Mirror an organized folder into Dropbox: only what is missing is sent, every file is
     /// verified by Dropbox's content hash, and an interrupted run resumes.
+    ///
+    /// Log in once with `photoferry login` (see the README: "Connect photoferry to Dropbox"), or
+    /// set PHOTOFERRY_DROPBOX_TOKEN (an access token) or PHOTOFERRY_DROPBOX_REFRESH_TOKEN with
+    /// PHOTOFERRY_DROPBOX_APP_KEY. PHOTOFERRY_DROPBOX_URL sends every call to another server
+    /// (the test emulator).
     Upload {
         /// The folder to upload (usually photoferry organize's --out).
         #[arg(value_name = "DIR")]

@@ -152,6 +152,9 @@ fn load(m: &Manifest) -> Result<Loaded> {
 
 /// Build `DIR/report/index.html`.
 pub fn build(dir: &Path, progress: &dyn Progress) -> Result<ReportSummary> {
+    if !dir.is_dir() {
+        return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder")));
+    }
     let state = crate::fsutil::state_dir(dir);
     let m = Manifest::open_read_only(&state)?
         .ok_or_else(|| Error::io(state.join("manifest.sqlite"), std::io::Error::new(std::io::ErrorKind::NotFound, "no manifest: run photoferry organize into this folder first")))?;

@@ -189,7 +189,7 @@ fn broken_catalog_csvs_are_warnings_and_good_dates_are_used() {
     let details = "imgName,fileChecksum,favorite,hidden,deleted,originalCreationDate,viewCount,importDate\n\
                    A.JPG,x,yes,no,no,\"Monday March 4,2019 6:07 PM GMT\",1,x\n\
                    B.JPG,x,no,no,no,,1,x\n\
-                   C.JPG,x,no,no,no,\"lørdag juni 4,2022 12:11 PM GMT\",1,x\n\
+                   C.JPG,x,no,no,no,\"lørdag 4. juni 2022 kl. 12.11\",1,x\n\
                    D.JPG,x,no,no,yes,\"Monday March 4,2019 6:07 PM GMT\",1,x\n";
     let zip = t.path().join("export.zip");
     std::fs::write(

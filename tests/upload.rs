@@ -581,3 +581,21 @@ fn a_second_run_on_the_same_dir_is_refused_and_a_killed_run_leaves_no_lock() {
     assert_eq!(r.code, 0, "{}", r.stderr);
     assert_eq!(emu.files().len(), 20);
 }
+
+/// verify needs something to compare: a folder photoferry never organized is refused (exit 2)
+/// and left as it was, unless Dropbox is the other side.
+#[test]
+fn verify_of_a_folder_never_organized_is_refused_and_writes_nothing() {
+    let files = vec![("a.jpg", bytes(70, 100))];
+    let rig = rig(&files);
+    let emu = Emulator::start(Config::default()).unwrap();
+    let d = rig.dir.to_string_lossy().into_owned();
+    let v = run_cmd(cmd(&emu, &rig.config, &["verify", &d]));
+    assert_eq!(v.code, 2, "{}\n{}", v.stdout, v.stderr);
+    assert!(v.stderr.contains("not an organized folder"), "{}", v.stderr);
+    assert!(!rig.dir.join(".photoferry").exists(), "verify created state in a folder it only reads");
+    // With Dropbox on the other side it compares disk and Dropbox: missing there is a difference.
+    let v = run_cmd(cmd(&emu, &rig.config, &["verify", &d, "--dropbox", "/Photos"]));
+    assert_eq!(v.code, 1, "{}\n{}", v.stdout, v.stderr);
+    assert!(v.stdout.contains("a.jpg"), "{}", v.stdout);
+}

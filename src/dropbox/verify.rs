@@ -121,6 +121,18 @@ pub fn verify(dir: &std::path::Path, client: Option<&Client>, dropbox_root: Opti
     if !dir.is_dir() {
         return Err(Error::io(dir, std::io::Error::new(std::io::ErrorKind::NotFound, "no such folder")).into());
     }
+    // Without a manifest there is only the disk to look at: nothing to compare it with unless
+    // Dropbox is asked too. (And verify never creates a manifest where there was none.)
+    if !state_dir.join("manifest.sqlite").is_file() && dropbox_root.is_none() {
+        return Err(Error::io(
+            dir,
+            std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                "not an organized folder (no .photoferry/manifest.sqlite): nothing to compare it with; run photoferry organize --out on it first, or pass --dropbox PATH to compare it with Dropbox",
+            ),
+        )
+        .into());
+    }
     std::fs::create_dir_all(&state_dir).map_err(|e| Error::io(&state_dir, e))?;
     let _lock = crate::fsutil::Lock::acquire(&state_dir, dir)?;
     let endpoint = client.map(|c| c.endpoints.key().to_string()).unwrap_or_default();
