@@ -42,17 +42,24 @@ fn truncate_keeping_extension(s: &str, max: usize) -> String {
     if s.len() <= max {
         return s.to_string();
     }
-    let (stem, ext) = split_ext(s);
+    // Keep a real extension (short, like `HEIC` or `jpeg`); a "extension" longer than that is
+    // part of the name and is cut with it.
+    let (stem, ext) = match split_ext(s) {
+        (stem, ext) if !ext.is_empty() && ext.len() <= 16 && !stem.is_empty() => (stem, ext),
+        _ => (s, ""),
+    };
     let ext_len = if ext.is_empty() { 0 } else { ext.len() + 1 };
-    let budget = max.saturating_sub(ext_len).max(1);
-    let mut cut = budget.min(stem.len());
+    let mut cut = max.saturating_sub(ext_len).min(stem.len());
     while !stem.is_char_boundary(cut) {
         cut -= 1;
     }
+    // The cut may end on a space or a dot: no trailing dot or space, as promised.
+    let stem = stem[..cut].trim_end_matches(['.', ' ']);
+    let stem = if stem.is_empty() { "unnamed" } else { stem };
     if ext.is_empty() {
-        stem[..cut].to_string()
+        stem.to_string()
     } else {
-        format!("{}.{}", &stem[..cut], ext)
+        format!("{stem}.{ext}")
     }
 }
 
@@ -79,6 +86,24 @@ pub fn with_suffix(name: &str, n: u32) -> String {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn long_names_are_cut_without_breaking_the_promises() {
+        // A long "extension" is part of the name: the result still fits.
+        let long_ext = format!("a.{}", "b".repeat(239));
+        assert_eq!(safe_component(&long_ext).len(), 240);
+        let huge_ext = format!("a.{}", "b".repeat(300));
+        assert!(safe_component(&huge_ext).len() <= 240);
+        // A cut that lands after a space leaves no trailing space.
+        let spaced = format!("{} b", "a".repeat(239));
+        let out = safe_component(&spaced);
+        assert!(!out.ends_with(' ') && out.len() <= 240, "{out:?}");
+        // A real extension is kept, on a char boundary.
+        let accented = format!("{}.HEIC", "é".repeat(200));
+        let out = safe_component(&accented);
+        assert!(out.ends_with(".HEIC") && out.len() <= 240, "{out:?}");
+    }
+
     use super::*;
 
     #[test]

@@ -201,6 +201,8 @@ fn cases() -> Vec<Case> {
         case("QuickTime box of size 1 with a huge 64-bit size", one("IMG_0029.MOV", box1), 0, &[], &["2019/IMG_0029.MOV"]),
         case("QuickTime box larger than the file", one("IMG_0030.MOV", box_big), 1, &["IMG_0030.MOV", "past the end", "kept unchanged"], &[]),
         case("QuickTime box smaller than its header", one("IMG_0031.MOV", box_tiny), 0, &[], &["2019/IMG_0031.MOV"]),
+        // Found by fuzzing: a multi-byte character in the fraction of seconds once panicked.
+        case("MOV creation date with a non-digit fraction", one("IMG_0038.MOV", gen::mov(38, gen::qt_time(gen::unix(2019, 5, 6, 5, 8, 9)), &[("com.apple.quicktime.creationdate", "2021-04-10T11:43:59.00\u{e9}")], false)), 0, &[], &["2019/IMG_0038.MOV"]),
         case("EXIF IFD that points to itself", one("IMG_0032.JPG", with_exif(32, &raw_tiff(&[(0x8769, 4, 1, 8)], 8))), 1, &["IMG_0032.JPG", "damaged EXIF", "kept unchanged"], &[]),
         case("EXIF offsets out of range", one("IMG_0033.JPG", with_exif(33, &raw_tiff(&[(0x9003, 2, 20, 0xFFFF_FF00), (0x8769, 4, 1, 0x7FFF_FFFF)], 0xFFFF_0000))), 1, &["IMG_0033.JPG", "damaged EXIF", "kept unchanged"], &[]),
         case("EXIF entry count beyond the block", one("IMG_0034.JPG", with_exif(34, &{

@@ -174,6 +174,10 @@ fn parse_meta(body: &[u8], out: &mut Vec<(String, String)>) {
         }
     }
     let Some(ilst) = ilst else { return };
+    // Bounded like every reader here: what is kept never exceeds the bytes of the keys and ilst
+    // boxes it comes from (a hostile ilst of many tiny data boxes would otherwise copy its key
+    // once per box, quadratic in the file size).
+    let mut budget = ilst.len() + keys.iter().map(String::len).sum::<usize>();
     for (kind, item) in boxes(ilst) {
         let index = u32::from_be_bytes(kind) as usize;
         let Some(key) = index.checked_sub(1).and_then(|i| keys.get(i)) else { continue };
@@ -181,7 +185,10 @@ fn parse_meta(body: &[u8], out: &mut Vec<(String, String)>) {
             // data box: type indicator (4), locale (4), value. Type 1 = UTF-8.
             if &dk == b"data" && data.len() >= 8 && data[0..4] == [0, 0, 0, 1] {
                 if let Ok(s) = std::str::from_utf8(&data[8..]) {
-                    out.push((key.clone(), s.trim_end_matches('\0').to_string()));
+                    let value = s.trim_end_matches('\0');
+                    let Some(left) = budget.checked_sub(key.len() + value.len()) else { return };
+                    budget = left;
+                    out.push((key.clone(), value.to_string()));
                 }
             }
         }
@@ -224,8 +231,11 @@ pub fn parse_iso8601(s: &str) -> Option<CaptureTime> {
             let (whole, frac) = sec.split_once('.').unwrap_or((sec, ""));
             let ms = if frac.is_empty() {
                 0
-            } else {
+            } else if frac.bytes().all(|b| b.is_ascii_digit()) {
+                // ASCII digits only, so cutting at a byte index is cutting at a character.
                 format!("{:0<3}", &frac[..frac.len().min(3)]).parse::<i64>().ok()?
+            } else {
+                return None;
             };
             (whole.parse::<u32>().ok()?, ms)
         }
@@ -239,6 +249,13 @@ pub fn parse_iso8601(s: &str) -> Option<CaptureTime> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn fractions_that_are_not_digits_are_refused_not_a_panic() {
+        assert!(parse_iso8601("2021-04-10T11:43:59.00\u{e9}").is_none());
+        assert!(parse_iso8601("2021-04-10T11:43:59.123+0100").is_some());
+    }
+
     use super::*;
     use std::io::Cursor;
 
