@@ -56,15 +56,20 @@ fn kill_9_at_many_points_then_rerun_gives_the_uninterrupted_result() {
     let inp = t.path().join("in");
     library(&inp, 150, 96);
     let reference = t.path().join("reference");
+    let started = Instant::now();
     let (code, err) = organize(&inp, &reference);
+    let full_run = started.elapsed();
     assert_eq!(code, 0, "{err}");
     let want = hashes(&tree(&reference));
     assert_eq!(want.len(), 300);
     assert!(manifest_files(&reference) == want, "the reference manifest must describe its tree");
 
-    // Kill points: from "just started" to "nearly done", by elapsed time and by files placed.
+    // Kill points: from "just started" to "nearly done", as fractions of how long the
+    // uninterrupted run took on this machine (so a fast or a loaded machine kills at the same
+    // stages: scanning, reading and hashing, writing, recording).
     let mut killed_mid_run = 0;
-    for (i, delay_ms) in [5u64, 20, 40, 70, 110, 160, 230, 320, 450, 650].into_iter().enumerate() {
+    for (i, fraction) in [0.02, 0.06, 0.12, 0.2, 0.3, 0.4, 0.5, 0.62, 0.75, 0.9].into_iter().enumerate() {
+        let delay_ms = (full_run.as_secs_f64() * 1000.0 * fraction) as u64;
         let out = t.path().join(format!("out{i}"));
         let mut child = bin().arg("organize").arg(&inp).arg("--out").arg(&out).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
         let start = Instant::now();

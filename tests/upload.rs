@@ -263,7 +263,7 @@ fn each_fault_kind_is_survived() {
         if let FaultKind::RateLimitJson { retry_after } | FaultKind::RateLimitText { retry_after } = kind {
             let t = log[hit].at;
             let pause = Duration::from_secs(retry_after);
-            let during = log[hit + 1..].iter().filter(|e| e.at - t > Duration::from_millis(200) && e.at - t < pause).count();
+            let during = log[hit + 1..].iter().filter(|e| e.at - t > Duration::from_millis(400) && e.at - t < pause).count();
             assert_eq!(during, 0, "{kind:?}: requests during the pause: {log:#?}");
             assert!(log[hit + 1..].iter().any(|e| e.at - t >= pause && e.route == log[hit].route), "{kind:?}: never retried");
         }
