@@ -19,8 +19,8 @@ pub fn collision_key(name: &str) -> String {
 }
 
 /// Make one path component safe everywhere: NFC; `/ \ : * ? " < > |` and control characters
-/// become `_`; no trailing dot or space; not `.`/`..`; at most `MAX_NAME_BYTES` bytes (the
-/// extension is kept).
+/// become `_`; no leading or trailing dot or space (nothing hidden); not `.`/`..`; at most
+/// `MAX_NAME_BYTES` bytes (the extension is kept).
 pub fn safe_component(raw: &str) -> String {
     let mut s: String = nfc(raw)
         .chars()
@@ -33,7 +33,8 @@ pub fn safe_component(raw: &str) -> String {
     while s.ends_with('.') || s.ends_with(' ') {
         s.pop();
     }
-    let s = s.trim_start_matches(' ').to_string();
+    // No leading space, and no leading dot: the tree holds no hidden files or folders.
+    let s = s.trim_start_matches([' ', '.']).to_string();
     let s = if s.is_empty() || s == "." || s == ".." { "unnamed".to_string() } else { s };
     truncate_keeping_extension(&s, MAX_NAME_BYTES)
 }

@@ -325,3 +325,32 @@ fn every_hostile_input_is_reported_contained_and_survived() {
     }
     assert!(failures.is_empty(), "{} of {} cases failed:\n{}", failures.len(), cases.len(), failures.join("\n"));
 }
+
+/// Album names a user types or a shared album carries can hold anything: `/` (which would make
+/// a nested folder or climb out), `:`, emoji, trailing dots and spaces. They become one safe,
+/// NFC folder inside the year folder.
+#[test]
+fn album_names_from_the_command_line_become_one_safe_folder() {
+    let t = tempfile::tempdir().unwrap();
+    let inp = t.path().join("in");
+    std::fs::create_dir_all(&inp).unwrap();
+    std::fs::write(inp.join("IMG_0700.JPG"), jpg(700)).unwrap();
+    let out = t.path().join("out");
+    for (album, folder) in [
+        ("../../Paris/Rome: 2019 \u{1F5FC}. ", "_.._Paris_Rome_ 2019 \u{1F5FC}"),
+        (".hidden", "hidden"),
+        ("Cafe\u{301}...", "Caf\u{e9}"),
+    ] {
+        let _ = std::fs::remove_dir_all(&out);
+        let arg = format!("{album}={}", inp.display());
+        let o = bin().arg("organize").arg(&inp).arg("--out").arg(&out).arg("--album").arg(&arg).output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        let tree = common::paths(&out);
+        assert!(tree.iter().all(|p| p.split('/').count() == 3), "{tree:?}");
+        let got = tree.first().map(|p| p.split('/').nth(1).unwrap().to_string());
+        // `..` segments collapse into the name: nothing climbs out or nests.
+        assert_eq!(got.as_deref(), Some(folder), "{album:?} -> {tree:?}");
+        let top: Vec<String> = std::fs::read_dir(t.path()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        assert_eq!(top.len(), 2, "{top:?}");
+    }
+}
