@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
-echo "building photoferry (the first build takes a few minutes)..."
+echo "building photoferry (the first build takes 5-15 minutes on 2 cores; nothing is printed meanwhile)..."
 cargo build --release --quiet --bin photoferry --example make-fixtures
 cargo build --release --quiet -p dropbox-emulator
 ./target/release/examples/make-fixtures fixtures/sample-export
