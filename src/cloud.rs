@@ -249,9 +249,12 @@ pub fn verify(dir: &Path, dropbox: Option<&str>, json: bool, progress: &Bar) -> 
 fn print_verify(r: &VerifyReport) {
     let mut o = std::io::stdout().lock();
     let color = std::io::stdout().is_terminal();
-    let _ = write!(o, "{:<28} {:>17} {:>17}", "year/album", "manifest", "disk");
+    // Each column: a file count and a digest of the folder's (name, hash) pairs. Manifest and
+    // disk digests are over BLAKE3, Dropbox's over its content_hash, so they match across rows,
+    // not across columns.
+    let _ = write!(o, "{:<28} {:>17} {:>17}", "year/album", "manifest·blake3", "disk·blake3");
     if r.dropbox.is_some() {
-        let _ = write!(o, " {:>17}", "dropbox");
+        let _ = write!(o, " {:>17}", "dropbox·content");
     }
     let _ = writeln!(o, "  status");
     for g in &r.groups {
