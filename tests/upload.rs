@@ -385,7 +385,6 @@ fn kill_9_during_upload_then_rerun_completes() {
     let mut files: Vec<(String, Vec<u8>)> = (0..30).map(|i| (format!("2020/IMG_{i:04}.JPG"), bytes(200 + i, 3000))).collect();
     files.push(("2020/clip.MOV".into(), bytes(299, 40 * 1024 * 1024)));
     let refs: Vec<(&str, Vec<u8>)> = files.iter().map(|(n, b)| (n.as_str(), b.clone())).collect();
-    let big = 40 * 1024 * 1024u64;
     // Kill once this many content-route requests have been answered.
     for kill_after in [2u64, 5, 9, 20] {
         let rig = rig(&refs);
@@ -422,7 +421,6 @@ fn kill_9_during_upload_then_rerun_completes() {
         assert_eq!(r.json()["bytes_sent"], 0);
         let v = run_cmd(cmd(&emu, &rig.config, &["verify", &d, "--dropbox", "/Photos"]));
         assert_eq!(v.code, 0, "{}\n{}", v.stdout, v.stderr);
-        let _ = big;
     }
 }
 
