@@ -1,5 +1,5 @@
 //! photoferry: get iCloud Photos exports out of Apple's walled garden into a clean, deduplicated
-//! folder tree (and, in later stages, into Dropbox).
+//! folder tree and into Dropbox, with an HTML contact sheet of the result.
 //!
 //! The pipeline flows one way — source → probe → plan → write — and the plan is plain data
 //! ([`organize::Report::plan`]). Library functions return typed errors ([`error::Error`]) and
