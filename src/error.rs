@@ -41,6 +41,10 @@ impl Error {
     }
 }
 
+/// What to tell a user whose run stopped on a full disk.
+pub const DISK_FULL_HINT: &str =
+    "the disk is full. Every file already in the tree is complete; free some space and run the same command again: it keeps what is there and writes the rest";
+
 /// ENOSPC or a quota: the disk we write to is full.
 pub fn is_disk_full(e: &std::io::Error) -> bool {
     e.kind() == std::io::ErrorKind::StorageFull || e.kind() == std::io::ErrorKind::QuotaExceeded || e.raw_os_error() == Some(28)

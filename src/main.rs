@@ -344,11 +344,7 @@ fn main() -> ExitCode {
             let progress = Bar::new(!json && std::io::stderr().is_terminal(), !json);
             let report = match photoferry::organize(&opts, &progress) {
                 Ok(r) => r,
-                Err(e) if e.is_disk_full() => {
-                    return fatal(&format!(
-                        "{e}\nThe disk is full. Every file already in the tree is complete; free some space and run the same command again: it keeps what is there and writes the rest."
-                    ))
-                }
+                Err(e) if e.is_disk_full() => return fatal(&format!("{e}; {}", photoferry::error::DISK_FULL_HINT)),
                 Err(e) => return fatal(&e.to_string()),
             };
             progress.clear();

@@ -383,7 +383,7 @@ pub fn organize(opts: &OrganizeOptions, progress: &dyn Progress) -> Result<Repor
         // The per-file results stay reportable even when recording fails.
         if let Err(e) = recorded {
             let hint = if e.is_disk_full() {
-                "the disk is full. Every file already in the tree is complete; free some space and run the same command again: it keeps what is there and writes the rest"
+                crate::error::DISK_FULL_HINT
             } else {
                 "the files written are complete and in place; run the same command again to record them"
             };

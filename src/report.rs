@@ -11,7 +11,7 @@
 //! HEIC from the thumbnail image the file carries (libheif), else a full decode; PNG and GIF
 //! decoded and shrunk. Videos get no thumbnail: the page shows the video itself.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
@@ -191,7 +191,13 @@ pub fn build(dir: &Path, progress: &dyn Progress) -> Result<ReportSummary> {
             Err(why) => summary.thumbnail_errors.push((e.path.clone(), why.clone())),
         }
     }
-    let html = render(&entries, &dups, &skipped, &failed, &thumbs, &mut summary);
+    // The thumbnails the page can show: the cached ones and those just made.
+    let available: HashSet<&str> = cached
+        .iter()
+        .map(|e| e.disk_hash.as_str())
+        .chain(results.iter().filter(|(_, r)| r.is_ok()).map(|(e, _)| e.disk_hash.as_str()))
+        .collect();
+    let html = render(&entries, &dups, &skipped, &failed, &available, &mut summary);
     let mut tmp = tempfile::Builder::new().prefix(".index").tempfile_in(&out).map_err(|e| Error::io(&out, e))?;
     std::io::Write::write_all(tmp.as_file_mut(), html.as_bytes()).map_err(|e| Error::io(&out, e))?;
     tmp.persist(&summary.index).map_err(|e| Error::io(&summary.index, e.error))?;
@@ -390,7 +396,7 @@ fn render(
     dups: &[(String, Vec<String>)],
     skipped: &[(String, String)],
     failed: &[(String, String)],
-    thumbs: &Path,
+    available: &HashSet<&str>,
     summary: &mut ReportSummary,
 ) -> String {
     // Companions (Live Photo videos, edits, sidecars) travel with their photo in the same folder.
@@ -456,7 +462,7 @@ fn render(
                 let live = comps.iter().find(|c| c.role.as_deref() == Some("live-video"));
                 let _ = write!(h, "<figure>");
                 if is_picture(&e.kind) {
-                    if thumbs.join(format!("{}.jpg", e.disk_hash)).is_file() {
+                    if available.contains(e.disk_hash.as_str()) {
                         let _ = write!(
                             h,
                             "<a href=\"../{}\"><img class=thumb{} src=\"thumbs/{}.jpg\" alt=\"{}\"></a>",
