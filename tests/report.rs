@@ -183,3 +183,30 @@ fn report_of_the_shared_media_tree_has_every_thumbnail_upright_and_loaded() {
     assert!(checked >= 30 && rotated >= 1, "checked {checked} thumbnails, {rotated} of them rotated");
     check_in_browser(&out, &summary, &t.path().join("shared.png"));
 }
+
+/// A picture in the tree that cannot be decoded (damaged after organizing, or kept with a broken
+/// header) never stops the report: one warning names it, the page shows its name instead of a
+/// preview, every other thumbnail is made, and the tree is not touched.
+#[test]
+fn a_damaged_picture_gets_a_warning_and_no_preview_and_the_report_goes_on() {
+    let (t, _export, inputs) = common::sample();
+    let out = t.path().join("out");
+    let mut args = vec!["organize".to_string(), "--out".into(), out.to_string_lossy().into_owned()];
+    args.extend(inputs);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let (code, _, stderr) = run(&args, None);
+    assert!(code == 0 || code == 1, "{stderr}");
+    let victim = common::paths(&out).into_iter().find(|p| p.ends_with(".JPG") || p.ends_with(".jpg")).unwrap();
+    // Keep the JPEG's first bytes (it still sniffs as JPEG) and cut the rest off.
+    let bytes = std::fs::read(out.join(&victim)).unwrap();
+    std::fs::write(out.join(&victim), &bytes[..40]).unwrap();
+    let before = common::tree(&out);
+    let (code, stdout, stderr) = run(&["report", &out.to_string_lossy()], None);
+    assert_eq!(code, 0, "{stderr}");
+    let name = victim.rsplit('/').next().unwrap();
+    assert!(stderr.lines().any(|l| l.starts_with("warning: ") && l.contains(&victim) && l.contains("no thumbnail")), "{stderr}");
+    assert!(stdout.contains("thumbnails made"), "{stdout}");
+    let html = std::fs::read_to_string(out.join("report/index.html")).unwrap();
+    assert!(html.contains(&format!("{name}<br>(no preview)")), "the page does not show {name} without a preview");
+    assert_eq!(common::tree(&out).into_iter().filter(|(p, _)| !p.starts_with("report/")).collect::<std::collections::BTreeMap<_, _>>(), before);
+}
