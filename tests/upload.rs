@@ -597,3 +597,21 @@ fn verify_of_a_folder_never_organized_is_refused_and_writes_nothing() {
     assert_eq!(v.code, 1, "{}\n{}", v.stdout, v.stderr);
     assert!(v.stdout.contains("a.jpg"), "{}", v.stdout);
 }
+
+/// What upload cannot send is named and skipped; the rest goes up: a symbolic link (never
+/// followed, even when it points outside DIR) and a dangling one.
+#[test]
+fn links_in_the_tree_are_named_and_not_sent_and_the_rest_goes_up() {
+    let files = vec![("2021/a.jpg", bytes(80, 500))];
+    let rig = rig(&files);
+    let outside = rig.dir.parent().unwrap().join("secret.txt");
+    std::fs::write(&outside, b"not a photo").unwrap();
+    std::os::unix::fs::symlink(&outside, rig.dir.join("2021/link.jpg")).unwrap();
+    std::os::unix::fs::symlink(rig.dir.join("nowhere.jpg"), rig.dir.join("2021/dangling.jpg")).unwrap();
+    let emu = Emulator::start(Config::default()).unwrap();
+    let r = upload(&emu, &rig.config, &rig.dir, &[]);
+    assert_eq!(r.code, 0, "{}\n{}", r.stdout, r.stderr);
+    let left: Vec<String> = r.json()["left_out"].as_array().unwrap().iter().map(|l| format!("{} {}", l[0].as_str().unwrap(), l[1].as_str().unwrap())).collect();
+    assert_eq!(left, ["2021/dangling.jpg symbolic link, not followed", "2021/link.jpg symbolic link, not followed"]);
+    assert_eq!(remote(&emu).keys().collect::<Vec<_>>(), ["/Photos/2021/a.jpg"]);
+}
