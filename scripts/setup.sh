@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Install what photoferry needs to build, if it is missing: a C/C++ compiler (SQLite and libheif
-# are compiled in), cmake and pkg-config (libheif's build), the libde265 HEVC decoder, and a
-# Rust toolchain. Debian/Ubuntu via apt; on macOS, prints the commands to run.
+# are compiled in), cmake and pkg-config (libheif's build), the HEVC decoders libheif uses
+# (FFmpeg's libavcodec, preferred for speed, and libde265), libjpeg-turbo (the JPEG encoder),
+# and a Rust toolchain. Debian/Ubuntu via apt; on macOS, prints the commands to run.
 # Idempotent and quiet when everything is present.
 set -euo pipefail
 
@@ -11,6 +12,8 @@ command -v c++ >/dev/null 2>&1 || missing="$missing build-essential"
 command -v cmake >/dev/null 2>&1 || missing="$missing cmake"
 command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
 pkg-config --exists libde265 2>/dev/null || missing="$missing libde265-dev"
+pkg-config --exists libavcodec libavutil 2>/dev/null || missing="$missing libavcodec-dev"
+pkg-config --exists libturbojpeg 2>/dev/null || missing="$missing libturbojpeg0-dev"
 command -v cargo >/dev/null 2>&1 || missing="$missing cargo"
 # `setup.sh --test`: the test suite also drives a headless browser (the report's check).
 if [ "${1:-}" = "--test" ] && [ "$(uname -s)" != Darwin ]; then
@@ -22,7 +25,7 @@ case "$(uname -s)" in
   Darwin)
     echo "Missing:$missing. Install with:"
     echo "  xcode-select --install"
-    echo "  brew install cmake pkg-config libde265 rustup && rustup-init -y"
+    echo "  brew install cmake pkg-config libde265 ffmpeg jpeg-turbo rustup && rustup-init -y"
     exit 1 ;;
 esac
 

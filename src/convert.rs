@@ -9,10 +9,10 @@
 
 use std::path::Path;
 
-use jpeg_encoder::{ColorType, Encoder, ImageBuffer, JpegColorType, SamplingFactor};
+use crate::jpeg;
 use libheif_rs::{
-    color_profile_types, Chroma, ColorPrimaries, ColorProfile, ColorProfileNCLX, ColorSpace, DecodingOptions, HeifContext,
-    ImageHandle, LibHeif, MatrixCoefficients, RgbChroma,
+    color_profile_types, Chroma, ColorPrimaries, ColorProfile, ColorProfileNCLX, ColorSpace, CompressionFormat, DecodingOptions,
+    HeifContext, ImageHandle, LibHeif, MatrixCoefficients, RgbChroma,
 };
 
 /// Default JPEG quality.
@@ -49,7 +49,7 @@ pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError>
     let hdr = handle.luma_bits_per_pixel() > 8;
     // Strict: a tile that fails to decode (a truncated download) is an error, not a grey patch.
     let strict = || -> Result<DecodingOptions, ConvertError> {
-        let mut options = DecodingOptions::new().ok_or_else(|| ConvertError::Decode("libheif: no decoding options".into()))?;
+        let mut options = decoding_options(&lib).ok_or_else(|| ConvertError::Decode("libheif: no decoding options".into()))?;
         options.set_strict_decoding(true);
         Ok(options)
     };
@@ -58,7 +58,13 @@ pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError>
     let ycbcr = if hdr {
         None
     } else {
-        let img = lib.decode(&handle, ColorSpace::YCbCr(Chroma::C420), Some(strict()?)).map_err(dec)?;
+        // Keep the file's own colour description: without this, libheif "converts" every image
+        // whose primaries are not BT.709 (iPhones: Display P3) to sRGB through RGB and back —
+        // a fifth of the CPU time, and rounding, for the same samples (the ICC profile carries
+        // the primaries).
+        let mut options = strict()?;
+        options.set_output_image_nclx_profile_passthrough(true);
+        let img = lib.decode(&handle, ColorSpace::YCbCr(Chroma::C420), Some(options)).map_err(dec)?;
         jfif_compatible(&img).then_some(img)
     };
     let (width, height, pixels) = match ycbcr {
@@ -77,37 +83,52 @@ pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError>
         return Err(ConvertError::Encode(format!("{width}x{height} is larger than a JPEG can hold")));
     }
 
-    let mut jpeg = Vec::with_capacity((width * height / 2) as usize);
-    let mut enc = Encoder::new(&mut jpeg, quality.clamp(1, 100));
-    enc.set_sampling_factor(SamplingFactor::F_2_2);
-    let encerr = |e: jpeg_encoder::EncodingError| ConvertError::Encode(e.to_string());
-    if let Some(mut tiff) = exif_tiff(&handle) {
-        if patch_exif(&mut tiff, width, height).is_some() && tiff.len() <= 65_000 {
-            enc.add_exif_metadata(&tiff).map_err(encerr)?;
+    let mut tiff = exif_tiff(&handle);
+    if let Some(t) = tiff.as_mut() {
+        if patch_exif(t, width, height).is_none() || t.len() > 65_000 {
+            tiff = None;
         }
     }
-    if let Some(icc) = icc_profile(&handle) {
-        enc.add_icc_profile(&icc).map_err(encerr)?;
-    }
-    if let Some(xmp) = xmp_packet(&handle) {
-        let mut seg = b"http://ns.adobe.com/xap/1.0/\0".to_vec();
-        seg.extend_from_slice(&xmp);
-        if seg.len() <= 65_000 {
-            enc.add_app_segment(1, seg).map_err(encerr)?;
-        }
-    }
-    match pixels {
-        Pixels::Rgb(rgb) => enc.encode(&rgb, width as u16, height as u16, ColorType::Rgb).map_err(encerr)?,
+    let icc = icc_profile(&handle);
+    let xmp = xmp_packet(&handle).filter(|x| x.len() <= 65_000);
+    let meta = jpeg::Metadata { exif_tiff: tiff.as_deref(), icc: icc.as_deref(), xmp: xmp.as_deref() };
+    let jpeg = match &pixels {
+        Pixels::Rgb(rgb) => jpeg::encode(jpeg::Source::Rgb(rgb), width, height, quality, &meta),
         Pixels::Ycbcr420(img) => {
             let planes = img.planes();
             let (Some(y), Some(cb), Some(cr)) = (planes.y, planes.cb, planes.cr) else {
                 return Err(ConvertError::Decode("no Y/Cb/Cr planes".into()));
             };
-            let buf = Ycbcr420 { y: y.data, y_stride: y.stride, cb: cb.data, cr: cr.data, c_stride: cb.stride, width, height };
-            enc.encode_image(buf).map_err(encerr)?
+            let src = jpeg::Source::Ycbcr420 { y: (y.data, y.stride), cb: (cb.data, cb.stride), cr: (cr.data, cr.stride) };
+            jpeg::encode(src, width, height, quality, &meta)
         }
     }
+    .map_err(ConvertError::Encode)?;
     Ok(Converted { jpeg, width, height, notes })
+}
+
+/// The HEVC decoder photoferry asks libheif for: FFmpeg's when it is built in (see
+/// `build/ffmpeg/`), because it decodes iPhone HEICs with about a quarter less CPU time than
+/// libde265, which libheif would otherwise prefer; else libheif's default (libde265).
+/// `PHOTOFERRY_HEVC_DECODER=libde265` picks libde265 (for comparisons and as an escape hatch).
+pub fn hevc_decoder_id(lib: &LibHeif) -> Option<&'static str> {
+    static ID: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
+    *ID.get_or_init(|| {
+        let want = match std::env::var("PHOTOFERRY_HEVC_DECODER").as_deref() {
+            Ok("libde265") => return Some("libde265"),
+            _ => "ffmpeg",
+        };
+        lib.decoder_descriptors(16, Some(CompressionFormat::Hevc)).iter().any(|d| d.id() == want).then_some(want)
+    })
+}
+
+/// Decoding options with the preferred HEVC decoder ([`hevc_decoder_id`]) selected.
+pub fn decoding_options(lib: &LibHeif) -> Option<DecodingOptions> {
+    let mut options = DecodingOptions::new()?;
+    if let Some(id) = hevc_decoder_id(lib) {
+        options.set_decoder_id(Some(id)).ok()?;
+    }
+    Some(options)
 }
 
 enum Pixels {
@@ -136,44 +157,6 @@ fn jfif_compatible(img: &libheif_rs::Image) -> bool {
                     n.matrix_coefficients(),
                     MatrixCoefficients::ITU_R_BT_601_6 | MatrixCoefficients::ITU_R_BT_470_6_System_B_G | MatrixCoefficients::Unspecified
                 )
-        }
-    }
-}
-
-/// Planar 8-bit YCbCr 4:2:0 rows for the JPEG encoder (which subsamples chroma 2×2 again by
-/// averaging; averaging duplicated samples gives them back exactly).
-struct Ycbcr420<'a> {
-    y: &'a [u8],
-    y_stride: usize,
-    cb: &'a [u8],
-    cr: &'a [u8],
-    c_stride: usize,
-    width: u32,
-    height: u32,
-}
-
-impl ImageBuffer for Ycbcr420<'_> {
-    fn get_jpeg_color_type(&self) -> JpegColorType {
-        JpegColorType::Ycbcr
-    }
-    fn width(&self) -> u16 {
-        self.width as u16
-    }
-    fn height(&self) -> u16 {
-        self.height as u16
-    }
-    fn fill_buffers(&self, row: u16, buffers: &mut [Vec<u8>; 4]) {
-        let (w, r) = (self.width as usize, row as usize);
-        buffers[0].extend_from_slice(&self.y[r * self.y_stride..r * self.y_stride + w]);
-        let c = (r / 2) * self.c_stride;
-        for (plane, out) in [(self.cb, 1), (self.cr, 2)] {
-            let src = &plane[c..c + w.div_ceil(2)];
-            let buf = &mut buffers[out];
-            for &v in src {
-                buf.push(v);
-                buf.push(v);
-            }
-            buf.truncate(buf.len() - (w.div_ceil(2) * 2 - w));
         }
     }
 }
@@ -481,6 +464,20 @@ pub fn icc_description(icc: &[u8]) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ffmpeg_hevc_decoder_is_built_in_and_preferred() {
+        // build/ffmpeg/ turns libheif's FFmpeg decoder on; if a libheif-sys update silently
+        // drops it, conversion falls back to libde265 and gets slower: fail here instead.
+        let lib = LibHeif::new();
+        let ids: Vec<String> =
+            lib.decoder_descriptors(16, Some(CompressionFormat::Hevc)).iter().map(|d| d.id().to_string()).collect();
+        assert!(ids.iter().any(|i| i == "ffmpeg"), "HEVC decoders built in: {ids:?}");
+        assert!(ids.iter().any(|i| i == "libde265"), "HEVC decoders built in: {ids:?}");
+        if std::env::var_os("PHOTOFERRY_HEVC_DECODER").is_none() {
+            assert_eq!(hevc_decoder_id(&lib), Some("ffmpeg"));
+        }
+    }
 
     #[test]
     fn bt709_profile_matches_srgb_colorants() {

@@ -11,6 +11,7 @@ pub mod convert;
 pub mod dropbox;
 pub mod error;
 pub mod fsutil;
+pub mod jpeg;
 pub mod layout;
 pub mod manifest;
 pub mod model;

@@ -294,11 +294,13 @@ fn heif_thumbnail(path: &Path) -> std::result::Result<image::RgbImage, String> {
     thumbs.sort_by_key(|t| t.width().max(t.height()));
     let pick = thumbs.iter().position(|t| t.width().max(t.height()) >= 240).or(thumbs.len().checked_sub(1));
     let thumb = pick.map(|i| thumbs.swap_remove(i));
-    let decoded = thumb.and_then(|t| lib.decode(&t, ColorSpace::Rgb(RgbChroma::Rgb), None).ok());
+    let decoded = thumb.and_then(|t| lib.decode(&t, ColorSpace::Rgb(RgbChroma::Rgb), crate::convert::decoding_options(&lib)).ok());
     // A broken or missing embedded thumbnail: decode the picture itself.
     let img = match decoded {
         Some(img) => img,
-        None => lib.decode(&primary, ColorSpace::Rgb(RgbChroma::Rgb), None).map_err(|e| e.to_string())?,
+        None => lib
+            .decode(&primary, ColorSpace::Rgb(RgbChroma::Rgb), crate::convert::decoding_options(&lib))
+            .map_err(|e| e.to_string())?,
     };
     let planes = img.planes();
     let plane = planes.interleaved.ok_or("libheif gave no interleaved RGB plane")?;
