@@ -125,12 +125,13 @@ fn breakdown(dir: &Path) -> String {
             let mut ctx = HeifContext::read_from_file(f.to_str().unwrap()).unwrap();
             ctx.set_max_decoding_threads(1);
             let h = ctx.primary_image_handle().unwrap();
-            let options = photoferry_options.then(|| {
-                let mut o = photoferry::convert::decoding_options(&lib).unwrap();
-                o.set_output_image_nclx_profile_passthrough(true);
-                o
-            });
-            let _ = lib.decode(&h, ColorSpace::YCbCr(Chroma::C420), options);
+            let _ = if photoferry_options {
+                let item = photoferry::convert::Item::Primary;
+                let path = f.to_str().unwrap();
+                photoferry::convert::decode(&lib, path, &h, item, ColorSpace::YCbCr(Chroma::C420), |o| o.set_output_image_nclx_profile_passthrough(true))
+            } else {
+                lib.decode(&h, ColorSpace::YCbCr(Chroma::C420), None)
+            };
         }
         t.elapsed().as_secs_f64()
     };

@@ -48,11 +48,7 @@ pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError>
 
     let hdr = handle.luma_bits_per_pixel() > 8;
     // Strict: a tile that fails to decode (a truncated download) is an error, not a grey patch.
-    let strict = || -> Result<DecodingOptions, ConvertError> {
-        let mut options = decoding_options(&lib).ok_or_else(|| ConvertError::Decode("libheif: no decoding options".into()))?;
-        options.set_strict_decoding(true);
-        Ok(options)
-    };
+    let strict = |o: &mut DecodingOptions| o.set_strict_decoding(true);
     // Fast path: an 8-bit 4:2:0 HEVC image in full-range BT.601 YCbCr is exactly what a JFIF JPEG
     // stores, so its planes go to the encoder as they are: no YCbCr → RGB → YCbCr round trip.
     let ycbcr = if hdr {
@@ -62,16 +58,18 @@ pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError>
         // whose primaries are not BT.709 (iPhones: Display P3) to sRGB through RGB and back —
         // a fifth of the CPU time, and rounding, for the same samples (the ICC profile carries
         // the primaries).
-        let mut options = strict()?;
-        options.set_output_image_nclx_profile_passthrough(true);
-        let img = lib.decode(&handle, ColorSpace::YCbCr(Chroma::C420), Some(options)).map_err(dec)?;
+        let options = |o: &mut DecodingOptions| {
+            strict(o);
+            o.set_output_image_nclx_profile_passthrough(true);
+        };
+        let img = decode(&lib, path_str, &handle, Item::Primary, ColorSpace::YCbCr(Chroma::C420), options).map_err(dec)?;
         jfif_compatible(&img).then_some(img)
     };
     let (width, height, pixels) = match ycbcr {
         Some(img) => (img.width(), img.height(), Pixels::Ycbcr420(img)),
         None => {
             let chroma = if hdr { RgbChroma::HdrRgbLe } else { RgbChroma::Rgb };
-            let image = lib.decode(&handle, ColorSpace::Rgb(chroma), Some(strict()?)).map_err(dec)?;
+            let image = decode(&lib, path_str, &handle, Item::Primary, ColorSpace::Rgb(chroma), strict).map_err(dec)?;
             let planes = image.planes();
             let plane = planes.interleaved.ok_or_else(|| ConvertError::Decode("no interleaved RGB plane".into()))?;
             let rgb =
@@ -122,13 +120,57 @@ pub fn hevc_decoder_id(lib: &LibHeif) -> Option<&'static str> {
     })
 }
 
-/// Decoding options with the preferred HEVC decoder ([`hevc_decoder_id`]) selected.
-pub fn decoding_options(lib: &LibHeif) -> Option<DecodingOptions> {
-    let mut options = DecodingOptions::new()?;
-    if let Some(id) = hevc_decoder_id(lib) {
-        options.set_decoder_id(Some(id)).ok()?;
-    }
-    Some(options)
+/// Which image of a HEIF file a [`decode`] is for, so that a retry can find it again.
+#[derive(Clone, Copy)]
+pub enum Item {
+    Primary,
+    /// The primary image's thumbnail with this item id.
+    Thumbnail(libheif_rs::ItemId),
+}
+
+/// Decode `handle` (the `item` of the file at `path`) with the preferred HEVC decoder
+/// ([`hevc_decoder_id`]) and the options that `configure` sets. A decoder id applies to whatever
+/// the item is coded with, and FFmpeg also claims items it handles worse than libheif's own
+/// choice (JPEG-coded previews padded to whole blocks, 10-bit 4:2:2 previews libheif cannot
+/// convert from FFmpeg's output): so a failure is tried once more with libheif's own choice.
+/// libheif keeps the decoder an item was first decoded with, so the retry opens the file afresh.
+/// When both fail, the first error is returned.
+pub fn decode(
+    lib: &LibHeif,
+    path: &str,
+    handle: &ImageHandle,
+    item: Item,
+    color_space: ColorSpace,
+    configure: impl Fn(&mut DecodingOptions),
+) -> Result<libheif_rs::Image, libheif_rs::HeifError> {
+    let options = |decoder: Option<&str>| {
+        DecodingOptions::new().map(|mut o| {
+            if decoder.is_some() {
+                // Fails only on a NUL in the id, which a static id has not.
+                let _ = o.set_decoder_id(decoder);
+            }
+            configure(&mut o);
+            o
+        })
+    };
+    let Some(id) = hevc_decoder_id(lib) else {
+        return lib.decode(handle, color_space, options(None));
+    };
+    let first = match lib.decode(handle, color_space, options(Some(id))) {
+        Ok(img) => return Ok(img),
+        Err(e) => e,
+    };
+    let retry = || -> Result<libheif_rs::Image, libheif_rs::HeifError> {
+        let mut ctx = HeifContext::read_from_file(path)?;
+        ctx.set_max_decoding_threads(1);
+        let primary = ctx.primary_image_handle()?;
+        let fresh = match item {
+            Item::Primary => primary,
+            Item::Thumbnail(tid) => primary.thumbnail(tid)?,
+        };
+        lib.decode(&fresh, color_space, options(None))
+    };
+    retry().map_err(|_| first)
 }
 
 enum Pixels {
@@ -138,7 +180,7 @@ enum Pixels {
 
 /// Whether a decoded image's samples are JFIF's YCbCr: 8-bit 4:2:0, BT.601 matrix (or none
 /// given, which libheif also reads as BT.601), full range.
-fn jfif_compatible(img: &libheif_rs::Image) -> bool {
+pub(crate) fn jfif_compatible(img: &libheif_rs::Image) -> bool {
     if img.color_space() != Some(ColorSpace::YCbCr(Chroma::C420)) {
         return false;
     }

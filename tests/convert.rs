@@ -276,3 +276,32 @@ fn organize_convert_keeps_live_photos_paired_and_records_both_hashes() {
     assert!(tree.contains(&"2025/IMG_4394.HEIC".to_string()) && tree.contains(&"2025/IMG_4394.JPG".to_string()), "{tree:?}");
     assert_eq!(tree.iter().filter(|p| p.contains("IMG_1853")).count(), 1, "{tree:?}");
 }
+
+/// libheif keeps the decoder an item was first decoded with, and FFmpeg's output for the 10-bit
+/// 4:2:2 160×120 preview of a Canon HIF is a pixel format libheif cannot convert: photoferry's
+/// decode must then retry on a fresh context with libheif's own decoder, and succeed.
+#[test]
+fn a_preview_ffmpeg_cannot_give_is_decoded_by_libheifs_own_choice() {
+    let Some(media) = shared_media() else { return };
+    let path = media.join("pillow_heif/cat.hif");
+    let path = path.to_str().unwrap();
+    let lib = LibHeif::new();
+    let ctx = HeifContext::read_from_file(path).unwrap();
+    let primary = ctx.primary_image_handle().unwrap();
+    let mut ids = [0u32; 4];
+    let n = primary.thumbnail_ids(&mut ids);
+    let (id, thumb) = ids[..n]
+        .iter()
+        .map(|id| (*id, primary.thumbnail(*id).unwrap()))
+        .find(|(_, t)| (t.width(), t.height()) == (160, 120))
+        .expect("cat.hif has a 160x120 preview");
+    // The preferred decoder alone fails on it (else this test proves nothing)…
+    let mut ffmpeg = libheif_rs::DecodingOptions::new().unwrap();
+    ffmpeg.set_decoder_id(photoferry::convert::hevc_decoder_id(&lib)).unwrap();
+    let fresh = HeifContext::read_from_file(path).unwrap().primary_image_handle().unwrap().thumbnail(id).unwrap();
+    assert!(lib.decode(&fresh, ColorSpace::Rgb(RgbChroma::Rgb), Some(ffmpeg)).is_err());
+    // …and photoferry's decode still gives the picture.
+    let img = photoferry::convert::decode(&lib, path, &thumb, photoferry::convert::Item::Thumbnail(id), ColorSpace::Rgb(RgbChroma::Rgb), |_| {})
+        .expect("decoded by the retry");
+    assert_eq!((img.width(), img.height()), (160, 120));
+}

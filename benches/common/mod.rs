@@ -15,8 +15,14 @@ pub fn machine() -> String {
 /// bytes unique in a way every reader tolerates: a `free` box appended to ISO-BMFF files
 /// (HEIC, MOV, MP4), bytes after the end marker of JPEG and PNG, an XML comment in AAE.
 pub fn build_library(media: &std::path::Path, lib: &std::path::Path, copies: usize) -> (u64, u64) {
+    build_library_of(media, lib, copies, |_| true)
+}
+
+/// [`build_library`] of the files (paths relative to `media`) that `keep` accepts.
+pub fn build_library_of(media: &std::path::Path, lib: &std::path::Path, copies: usize, keep: impl Fn(&str) -> bool) -> (u64, u64) {
     let index = std::fs::read_to_string(media.join("INDEX.tsv")).unwrap();
-    let paths: Vec<&str> = index.lines().skip(1).filter_map(|l| l.split('\t').next()).filter(|p| !p.ends_with(".csv")).collect();
+    let paths: Vec<&str> =
+        index.lines().skip(1).filter_map(|l| l.split('\t').next()).filter(|p| !p.ends_with(".csv") && keep(p)).collect();
     let (mut files, mut bytes) = (0u64, 0u64);
     for k in 0..copies {
         for p in &paths {
