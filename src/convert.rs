@@ -44,7 +44,7 @@ pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError>
     // One decoding thread per image: rayon already keeps every core busy across files.
     ctx.set_max_decoding_threads(1);
     let handle = ctx.primary_image_handle().map_err(dec)?;
-    let notes = lost_items(&handle);
+    let mut notes = lost_items(&handle);
 
     let hdr = handle.luma_bits_per_pixel() > 8;
     // Strict: a tile that fails to decode (a truncated download) is an error, not a grey patch.
@@ -81,14 +81,33 @@ pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError>
         return Err(ConvertError::Encode(format!("{width}x{height} is larger than a JPEG can hold")));
     }
 
+    // What a JPEG cannot hold is left out and said so, never a reason to fail the conversion.
     let mut tiff = exif_tiff(&handle);
     if let Some(t) = tiff.as_mut() {
-        if patch_exif(t, width, height).is_none() || t.len() > 65_000 {
+        if patch_exif(t, width, height).is_none() {
+            notes.push("EXIF not kept: its first directory is damaged".into());
+            tiff = None;
+        } else if t.len() > 65_000 {
+            notes.push(format!("EXIF not kept: {} bytes is more than a JPEG segment holds (64 KB)", t.len()));
             tiff = None;
         }
     }
-    let icc = icc_profile(&handle);
-    let xmp = xmp_packet(&handle).filter(|x| x.len() <= 65_000);
+    let mut icc = icc_profile(&handle);
+    if icc.as_ref().is_some_and(|p| p.len() > jpeg::MAX_ICC_LEN) {
+        notes.push(format!("ICC colour profile not kept: {} bytes is more than a JPEG holds", icc.as_ref().map_or(0, Vec::len)));
+        icc = None;
+    }
+    let mut xmp = xmp_packet(&handle);
+    if xmp.as_ref().is_some_and(|x| x.len() > 65_000) {
+        notes.push(format!("XMP not kept: {} bytes is more than a JPEG segment holds (64 KB)", xmp.as_ref().map_or(0, Vec::len)));
+        xmp = None;
+    }
+    if let Some(n) = handle.color_profile_nclx() {
+        use libheif_rs::TransferCharacteristics as T;
+        if matches!(n.transfer_characteristics(), T::ITU_R_BT_2100_0_PQ | T::ITU_R_BT_2100_0_HLG) {
+            notes.push("HDR (PQ/HLG) picture not tone-mapped: its colours and brightness will look wrong in the JPEG".into());
+        }
+    }
     let meta = jpeg::Metadata { exif_tiff: tiff.as_deref(), icc: icc.as_deref(), xmp: xmp.as_deref() };
     let jpeg = match &pixels {
         Pixels::Rgb(rgb) => jpeg::encode(jpeg::Source::Rgb(rgb), width, height, quality, &meta),
@@ -110,8 +129,15 @@ pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError>
 /// libde265, which libheif would otherwise prefer; else libheif's default (libde265).
 /// `PHOTOFERRY_HEVC_DECODER=libde265` picks libde265 (for comparisons and as an escape hatch).
 pub fn hevc_decoder_id(lib: &LibHeif) -> Option<&'static str> {
+    extern "C" {
+        fn av_log_set_level(level: std::ffi::c_int);
+    }
     static ID: std::sync::OnceLock<Option<&'static str>> = std::sync::OnceLock::new();
     *ID.get_or_init(|| {
+        // FFmpeg logs to stderr by default ("[hevc @ 0x…] …" for every damaged tile). libheif
+        // turns what matters into an error that photoferry reports with the file's name.
+        // SAFETY: sets one global integer; AV_LOG_QUIET is -8.
+        unsafe { av_log_set_level(-8) };
         let want = match std::env::var("PHOTOFERRY_HEVC_DECODER").as_deref() {
             Ok("libde265") => return Some("libde265"),
             _ => "ffmpeg",
@@ -271,7 +297,8 @@ fn xmp_packet(handle: &ImageHandle) -> Option<Vec<u8>> {
 
 /// Set Orientation (0x0112) to 1 and PixelXDimension/PixelYDimension (0xA002/0xA003) to the
 /// output size, in place. Offsets do not move, so the MakerNote and everything else survive
-/// byte for byte. `None` if the block is malformed.
+/// byte for byte. `None` if the first directory (IFD0) is malformed; a damaged Exif
+/// sub-directory only leaves the dimensions as they were.
 pub fn patch_exif(tiff: &mut [u8], width: u32, height: u32) -> Option<()> {
     let le = match tiff.get(0..2)? {
         b"II" => true,
@@ -297,31 +324,37 @@ pub fn patch_exif(tiff: &mut [u8], width: u32, height: u32) -> Option<()> {
     let ifd0 = r32(tiff, 4)? as usize;
     let mut exif_ifd = None;
     let n0 = r16(tiff, ifd0)? as usize;
+    // A value of type SHORT (3) sits in the first two bytes of the entry's value field, a LONG
+    // (4) in all four.
+    let set = |b: &mut [u8], e: usize, value: u32| -> Option<()> {
+        match r16(b, e + 2)? {
+            3 => w16(b, e + 8, value.min(u16::MAX as u32) as u16),
+            4 => w32(b, e + 8, value),
+            _ => Some(()),
+        }
+    };
     for i in 0..n0.min(1024) {
         let e = ifd0 + 2 + i * 12;
         match r16(tiff, e)? {
-            0x0112 => w16(tiff, e + 8, 1)?,
+            0x0112 => set(tiff, e, 1)?,
             0x8769 => exif_ifd = Some(r32(tiff, e + 8)? as usize),
             _ => {}
         }
     }
-    if let Some(ifd) = exif_ifd {
+    // The Exif sub-directory only holds the dimensions to update: if it is damaged, the block
+    // is kept as it is (the date, camera and GPS still read) with the old dimensions.
+    let _ = exif_ifd.and_then(|ifd| {
         let n = r16(tiff, ifd)? as usize;
         for i in 0..n.min(1024) {
             let e = ifd + 2 + i * 12;
-            let tag = r16(tiff, e)?;
-            let value = match tag {
-                0xA002 => width,
-                0xA003 => height,
-                _ => continue,
-            };
-            match r16(tiff, e + 2)? {
-                3 => w16(tiff, e + 8, value.min(u16::MAX as u32) as u16)?,
-                4 => w32(tiff, e + 8, value)?,
+            match r16(tiff, e)? {
+                0xA002 => set(tiff, e, width)?,
+                0xA003 => set(tiff, e, height)?,
                 _ => {}
             }
         }
-    }
+        Some(())
+    });
     Some(())
 }
 
@@ -559,9 +592,28 @@ mod tests {
         assert_eq!(get(exif::Tag::PixelYDimension), 4032);
         assert_eq!(crate::probe::exif::content_identifier(&exif).as_deref(), Some("ID-1"));
         assert_eq!(tiff.len(), before.len());
-        // Malformed blocks are refused, not half-patched.
+        // A block whose first directory is unreadable is refused.
         assert!(patch_exif(&mut b"MM\0*\xff\xff\xff\x00".to_vec(), 1, 1).is_none());
         assert!(patch_exif(&mut b"XX".to_vec(), 1, 1).is_none());
+    }
+
+    #[test]
+    fn exif_patch_writes_a_long_orientation_whole_and_survives_a_damaged_exif_directory() {
+        // Orientation stored as a LONG in a big-endian block: 1 must fill all four bytes
+        // (writing two gave 65542 = 0x0001_0006).
+        let mut tiff = crate::test_fixtures::tiff(&[(0x0112, 4, vec![0, 0, 0, 6])], &[(0xA002, 4, vec![0, 0, 0x0F, 0xC0])]);
+        patch_exif(&mut tiff, 10, 20).unwrap();
+        let exif = exif::Reader::new().read_raw(tiff).unwrap();
+        assert_eq!(exif.get_field(exif::Tag::Orientation, exif::In::PRIMARY).unwrap().value.get_uint(0), Some(1));
+        assert_eq!(exif.get_field(exif::Tag::PixelXDimension, exif::In::PRIMARY).unwrap().value.get_uint(0), Some(10));
+        // An Exif-directory pointer far past the end: the block is still patched where it can
+        // be (Orientation) and kept, not thrown away with the camera, date and GPS in it.
+        let mut tiff = crate::test_fixtures::tiff(&[(0x010F, 2, b"Apple\0".to_vec()), (0x0112, 3, vec![0, 6]), (0x8769, 4, vec![0, 1, 0x86, 0xA0])], &[]);
+        let before = tiff.clone();
+        patch_exif(&mut tiff, 10, 20).unwrap();
+        assert_ne!(tiff, before);
+        let orientation_at = tiff.windows(2).position(|w| w == [0x01, 0x12]).unwrap();
+        assert_eq!(&tiff[orientation_at + 8..orientation_at + 10], &[0, 1]);
     }
 
     #[test]
@@ -627,13 +679,16 @@ pub mod files {
         let mut jobs: Vec<(&Source, String)> = Vec::new();
         for s in &scanned.sources {
             match head_kind(s) {
-                Ok(true) => {
+                Ok(Head::Heif) => {
                     let base = format!("{}.jpg", split_ext(&safe_component(&s.name)).0);
                     let name = (1..).map(|n| with_suffix(&base, n)).find(|c| !taken.contains(&collision_key(c))).expect("a free name");
                     taken.insert(collision_key(&name));
                     jobs.push((s, name));
                 }
-                Ok(false) => report.skipped.push((s.display(), "not a HEIC/HEIF still".into())),
+                Ok(Head::Other) => report.skipped.push((s.display(), "not a HEIC/HEIF still".into())),
+                // Named HEIC but not one (an empty or cut-off download, an error page): an
+                // error, as `organize` reports it, not a quiet skip.
+                Ok(Head::Mismatch(why)) => report.errors.push(err(s, why, "skipped")),
                 Err(e) => report.errors.push(err(s, format!("read failed: {e}"), "skipped")),
             }
         }
@@ -656,7 +711,15 @@ pub mod files {
         Ok(report)
     }
 
-    fn head_kind(s: &Source) -> std::io::Result<bool> {
+    /// What a source's first bytes say it is.
+    enum Head {
+        Heif,
+        Other,
+        /// Its name says HEIF and its content does not: why.
+        Mismatch(String),
+    }
+
+    fn head_kind(s: &Source) -> std::io::Result<Head> {
         s.read_with(|r| {
             let mut head = [0u8; SNIFF_LEN];
             let mut n = 0;
@@ -666,7 +729,15 @@ pub mod files {
                     k => n += k,
                 }
             }
-            Ok(sniff(&s.name, &head[..n]) == Sniffed::Media(MediaKind::Heif))
+            Ok(match sniff(&s.name, &head[..n]) {
+                Sniffed::Media(MediaKind::Heif) => Head::Heif,
+                Sniffed::Mismatch { claimed: MediaKind::Heif } => Head::Mismatch(match n {
+                    0 => "the file is empty (0 bytes)".into(),
+                    1..=15 => format!("only {n} bytes: too short to be a HEIC (a cut-off download?)"),
+                    _ => "the content is not HEIC/HEIF as its name says".into(),
+                }),
+                _ => Head::Other,
+            })
         })
     }
 

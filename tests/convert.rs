@@ -305,3 +305,25 @@ fn a_preview_ffmpeg_cannot_give_is_decoded_by_libheifs_own_choice() {
         .expect("decoded by the retry");
     assert_eq!((img.width(), img.height()), (160, 120));
 }
+
+/// A file named HEIC that is not one — empty, a few bytes, an error page — is an error of
+/// `convert` (exit 1, the file named), as `organize` reports it, not a quiet "skipped"; other
+/// files are skipped; nothing is written for either.
+#[test]
+fn convert_reports_files_named_heic_that_are_not() {
+    let t = tempfile::tempdir().unwrap();
+    let input = t.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::write(input.join("empty.heic"), b"").unwrap();
+    std::fs::write(input.join("short.HEIC"), b"\0\0\0").unwrap();
+    std::fs::write(input.join("page.heic"), b"<html><body>Service unavailable</body></html>").unwrap();
+    std::fs::write(input.join("notes.txt"), b"not a photo").unwrap();
+    let out = t.path().join("out");
+    let (code, stdout, stderr) = run(&["convert", input.to_str().unwrap(), "--out", out.to_str().unwrap()], None);
+    assert_eq!(code, 1, "stdout: {stdout}\nstderr: {stderr}");
+    assert!(stderr.contains("empty.heic: the file is empty (0 bytes); skipped"), "{stderr}");
+    assert!(stderr.contains("short.HEIC: only 3 bytes: too short to be a HEIC"), "{stderr}");
+    assert!(stderr.contains("page.heic: the content is not HEIC/HEIF as its name says"), "{stderr}");
+    assert!(stdout.contains("Converted 0 file(s)") && stdout.contains("1 skipped"), "{stdout}");
+    assert!(common::tree(&out).is_empty(), "{:?}", common::tree(&out).keys().collect::<Vec<_>>());
+}
