@@ -45,6 +45,11 @@ pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError>
     ctx.set_max_decoding_threads(1);
     let handle = ctx.primary_image_handle().map_err(dec)?;
     let mut notes = lost_items(&handle);
+    // libjpeg-turbo's limit (JPEG_MAX_DIMENSION), checked before a long decode, not after.
+    let (w, h) = (handle.width(), handle.height());
+    if w > jpeg::MAX_SIDE || h > jpeg::MAX_SIDE {
+        return Err(ConvertError::Encode(format!("{w}x{h} is larger than a JPEG can hold ({} pixels a side)", jpeg::MAX_SIDE)));
+    }
 
     let hdr = handle.luma_bits_per_pixel() > 8;
     // Strict: a tile that fails to decode (a truncated download) is an error, not a grey patch.
@@ -77,9 +82,6 @@ pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError>
             (image.width(), image.height(), Pixels::Rgb(rgb))
         }
     };
-    if width > u16::MAX as u32 || height > u16::MAX as u32 {
-        return Err(ConvertError::Encode(format!("{width}x{height} is larger than a JPEG can hold")));
-    }
 
     // What a JPEG cannot hold is left out and said so, never a reason to fail the conversion.
     let mut tiff = exif_tiff(&handle);
@@ -262,8 +264,10 @@ fn lost_items(handle: &ImageHandle) -> Vec<String> {
             "HDR gain map not kept: the JPEG shows the standard-range picture (the HDR look is not kept)".to_string()
         } else if t.contains("matte") {
             format!("portrait matte not kept ({t})")
-        } else if t.contains("depth") || t.contains("disparity") {
+        } else if t.contains("depth") || t.contains("disparity") || t.ends_with("auxid:2") {
             "depth map not kept".to_string()
+        } else if t.contains("alpha") || t.ends_with("auxid:1") {
+            "transparency not kept: a JPEG has no alpha channel, so transparent areas show the colour stored under them".to_string()
         } else {
             format!("auxiliary image not kept ({t})")
         };
@@ -273,6 +277,9 @@ fn lost_items(handle: &ImageHandle) -> Vec<String> {
     }
     if handle.has_depth_image() && !notes.iter().any(|n| n.starts_with("depth")) {
         notes.push("depth map not kept".into());
+    }
+    if handle.has_alpha_channel() && !notes.iter().any(|n| n.starts_with("transparency")) {
+        notes.push("transparency not kept: a JPEG has no alpha channel, so transparent areas show the colour stored under them".into());
     }
     notes
 }

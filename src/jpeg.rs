@@ -46,6 +46,9 @@ extern "C" {
 
 const TJSAMP_420: c_int = 2;
 
+/// The longest side libjpeg-turbo encodes (its JPEG_MAX_DIMENSION).
+pub const MAX_SIDE: u32 = 65_500;
+
 /// The largest ICC profile a JPEG holds: 255 APP2 chunks of 65,519 bytes (ICC.1 Annex B).
 pub const MAX_ICC_LEN: usize = 255 * 65_519;
 const TJPF_RGB: c_int = 0;
