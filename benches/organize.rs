@@ -118,12 +118,15 @@ fn main() {
     let machine = machine();
     let mut report = String::new();
     report += &format!(
-        "\n## organize, {} — {}\n\nCommand: `cargo bench --bench organize` (PHOTOFERRY_BENCH_COPIES={copies}). \
-         Library: {files} files with unique bytes, {:.2} GB, built from ../shared/media; page cache warm; \
+        "\n## organize, {} — {}\n\nCommand: `{}cargo bench --bench organize` (PHOTOFERRY_BENCH_COPIES={copies}). \
+         Library: {files} files with unique bytes, {:.2} GB, built from ../shared/media, in {} on a {} file system; page cache warm; \
          median of {rounds} rounds (exiftool: 1 round).\n\n",
         chrono::Utc::now().format("%Y-%m-%d %H:%M UTC"),
         machine,
-        bytes as f64 / 1e9
+        std::env::var("PHOTOFERRY_BENCH_DIR").map(|d| format!("PHOTOFERRY_BENCH_DIR={d} ")).unwrap_or_default(),
+        bytes as f64 / 1e9,
+        work.display(),
+        fs_type(&work),
     );
     report += "| contender | wall s | files/s | peak RSS MB |\n|---|---:|---:|---:|\n";
     for (name, secs, rss) in &rows {
@@ -166,5 +169,14 @@ fn sh(cmd: &str) {
     }
 }
 
-
-
+/// The file system type holding `dir` (`df --output=fstype`), to say whether a run measured a
+/// disk or memory (tmpfs).
+fn fs_type(dir: &Path) -> String {
+    Command::new("df")
+        .args(["--output=fstype"])
+        .arg(dir)
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8_lossy(&o.stdout).lines().nth(1).map(|l| l.trim().to_string()))
+        .unwrap_or_else(|| "unknown".into())
+}
