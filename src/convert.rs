@@ -656,6 +656,8 @@ pub mod files {
         pub source: String,
         pub dest: String,
         pub notes: Vec<String>,
+        /// The same JPEG was already at `dest` (a re-run): nothing was written.
+        pub already: bool,
     }
 
     #[derive(Debug, Default, Serialize)]
@@ -679,17 +681,18 @@ pub mod files {
         let scanned = source::enumerate(inputs, &out, &tmp_dir);
         progress.finish();
         let mut report = ConvertReport { errors: scanned.errors, ..Default::default() };
-        // Names are decided up front, in input order, so a re-run gives the same names.
-        let mut taken: HashSet<String> = std::fs::read_dir(&out)
-            .map(|rd| rd.flatten().map(|e| collision_key(&e.file_name().to_string_lossy())).collect())
-            .unwrap_or_default();
+        // Each file's name is decided up front, in input order, among this run's files only, so
+        // a re-run plans the same names and finds its earlier outputs there (identical bytes:
+        // "already there", nothing written). A name held by different bytes is never replaced:
+        // the output takes the next free ` (n)` name that no other file of this run planned.
+        let mut planned: HashSet<String> = HashSet::new();
         let mut jobs: Vec<(&Source, String)> = Vec::new();
         for s in &scanned.sources {
             match head_kind(s) {
                 Ok(Head::Heif) => {
                     let base = format!("{}.jpg", split_ext(&safe_component(&s.name)).0);
-                    let name = (1..).map(|n| with_suffix(&base, n)).find(|c| !taken.contains(&collision_key(c))).expect("a free name");
-                    taken.insert(collision_key(&name));
+                    let name = (1..).map(|n| with_suffix(&base, n)).find(|c| !planned.contains(&collision_key(c))).expect("a free name");
+                    planned.insert(collision_key(&name));
                     jobs.push((s, name));
                 }
                 Ok(Head::Other) => report.skipped.push((s.display(), "not a HEIC/HEIF still".into())),
@@ -699,11 +702,12 @@ pub mod files {
                 Err(e) => report.errors.push(err(s, format!("read failed: {e}"), "skipped")),
             }
         }
+        let claimed = std::sync::Mutex::new(planned);
         progress.start(Stage::Write, jobs.len() as u64, 0);
         let results: Vec<std::result::Result<Done, FileError>> = jobs
             .par_iter()
             .map(|(s, name)| {
-                let r = convert_one(s, &out, &tmp_dir, name, quality);
+                let r = convert_one(s, &out, &tmp_dir, name, quality, &claimed);
                 progress.advance(1, 0);
                 r
             })
@@ -752,7 +756,14 @@ pub mod files {
         FileError { location: s.display(), kind: FileErrorKind::Corrupt, message, action: action.into(), year: None }
     }
 
-    fn convert_one(s: &Source, out: &Path, tmp_dir: &Path, name: &str, quality: u8) -> std::result::Result<Done, FileError> {
+    fn convert_one(
+        s: &Source,
+        out: &Path,
+        tmp_dir: &Path,
+        name: &str,
+        quality: u8,
+        claimed: &std::sync::Mutex<HashSet<String>>,
+    ) -> std::result::Result<Done, FileError> {
         // libheif reads a file: a plain file is read where it is, a zip entry is spilled first.
         let spilled;
         let path: &Path = match &s.locator {
@@ -773,13 +784,32 @@ pub mod files {
         std::io::Write::write_all(tmp.as_file_mut(), &c.jpeg).map_err(|e| err(s, e.to_string(), "not written"))?;
         fsutil::finish_temp(tmp.as_file(), capture.map(|c| c.unix_seconds())).map_err(|e| err(s, e.to_string(), "not written"))?;
         let tmp = tmp.into_temp_path();
-        match fsutil::place(&tmp, &out.join(name)) {
-            Ok(Placed::Done) => {
-                let _ = tmp.keep();
-                Ok(Done { source: s.display(), dest: name.to_string(), notes: c.notes })
+        let done = |dest: &str, already: bool| Done { source: s.display(), dest: dest.to_string(), notes: c.notes.clone(), already };
+        // The planned name, then ` (n)` names no other file of this run planned or took.
+        let base = format!("{}.jpg", split_ext(&safe_component(&s.name)).0);
+        let fallbacks = (2u32..).map(|n| with_suffix(&base, n)).filter(|c| c != name);
+        for (i, candidate) in std::iter::once(name.to_string()).chain(fallbacks).enumerate() {
+            let key = collision_key(&candidate);
+            if i > 0 {
+                let mut claimed = claimed.lock().unwrap_or_else(|e| e.into_inner());
+                if claimed.contains(&key) && !out.join(&candidate).exists() {
+                    continue; // planned for another file of this run
+                }
+                claimed.insert(key);
             }
-            Ok(Placed::Exists) => Err(err(s, format!("{name} appeared while converting"), "not overwritten")),
-            Err(e) => Err(err(s, format!("cannot write {name}: {e}"), "not written")),
+            match fsutil::place(&tmp, &out.join(&candidate)) {
+                Ok(Placed::Done) => {
+                    let _ = tmp.keep();
+                    return Ok(done(&candidate, false));
+                }
+                Ok(Placed::Exists) => {
+                    if std::fs::read(out.join(&candidate)).is_ok_and(|b| b == c.jpeg) {
+                        return Ok(done(&candidate, true));
+                    }
+                }
+                Err(e) => return Err(err(s, format!("cannot write {candidate}: {e}"), "not written")),
+            }
         }
+        unreachable!("names run out")
     }
 }

@@ -281,12 +281,18 @@ fn main() -> ExitCode {
                 println!();
             } else {
                 for d in &report.converted {
-                    println!("{} -> {}", d.source, d.dest);
+                    println!("{} -> {}{}", d.source, d.dest, if d.already { " (already there)" } else { "" });
                     for n in &d.notes {
                         println!("    note: {n}");
                     }
                 }
-                println!("Converted {} file(s) into {}; {} skipped.", report.converted.len(), out.display(), report.skipped.len());
+                let already = report.converted.iter().filter(|d| d.already).count();
+                println!(
+                    "Converted {} file(s) into {}; {already} already there; {} skipped.",
+                    report.converted.len() - already,
+                    out.display(),
+                    report.skipped.len()
+                );
             }
             for e in &report.errors {
                 eprintln!("error: {e}");

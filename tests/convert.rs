@@ -327,3 +327,32 @@ fn convert_reports_files_named_heic_that_are_not() {
     assert!(stdout.contains("Converted 0 file(s)") && stdout.contains("1 skipped"), "{stdout}");
     assert!(common::tree(&out).is_empty(), "{:?}", common::tree(&out).keys().collect::<Vec<_>>());
 }
+
+/// `convert` run twice into the same folder writes nothing the second time (its outputs are
+/// recognized by their bytes), never replaces a file of the user's that holds a planned name,
+/// and gives two inputs with the same stem different names.
+#[test]
+fn convert_again_into_the_same_folder_writes_nothing_and_replaces_nothing() {
+    let Some(media) = shared_media() else { return };
+    let t = tempfile::tempdir().unwrap();
+    let (a, b, out) = (t.path().join("in/a"), t.path().join("in/b"), t.path().join("out"));
+    for d in [&a, &b, &out] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    std::fs::copy(media.join("exif-samples/iphone_13_pro_max.HEIC"), a.join("x.HEIC")).unwrap();
+    std::fs::copy(media.join("osxphotos/IMG_3582.HEIC"), b.join("x.HEIC")).unwrap();
+    std::fs::write(out.join("x.jpg"), b"the user's own file").unwrap();
+    let input = t.path().join("in");
+    let args = ["convert", input.to_str().unwrap(), "--out", out.to_str().unwrap()];
+    let (code, stdout, stderr) = run(&args, None);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("Converted 2 file(s)") && stdout.contains("0 already there"), "{stdout}");
+    let first = common::tree(&out);
+    assert_eq!(first.keys().cloned().collect::<Vec<_>>(), ["x (2).jpg", "x (3).jpg", "x.jpg"]);
+    assert_eq!(first["x.jpg"], b"the user's own file");
+    assert_ne!(first["x (2).jpg"], first["x (3).jpg"]);
+    let (code, stdout, stderr) = run(&args, None);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("Converted 0 file(s)") && stdout.contains("2 already there"), "{stdout}");
+    assert_eq!(common::tree(&out), first);
+}
