@@ -316,13 +316,17 @@ fn heif_thumbnail(path: &Path) -> std::result::Result<image::RgbImage, String> {
         // shrinking the planes before turning them into RGB skips a full-size colour conversion
         // and a full-size RGB buffer (a fifth of a report's time on preview-less HEICs).
         None => {
-            let ycbcr = crate::convert::decode(&lib, path_str, &primary, Item::Primary, ColorSpace::YCbCr(Chroma::C420), |o| {
-                o.set_output_image_nclx_profile_passthrough(true)
-            })
-            .map_err(|e| e.to_string())?;
-            if crate::convert::jfif_compatible(&ycbcr) {
-                let small = shrink_ycbcr420(&ycbcr, THUMB_SIZE).ok_or("libheif gave no Y/Cb/Cr planes")?;
-                return Ok(image::DynamicImage::ImageRgb8(small).thumbnail(THUMB_SIZE, THUMB_SIZE).to_rgb8());
+            // (Only for 8-bit pictures: a 10-bit one would come back as 10-bit planes and be
+            // decoded a second time as RGB.)
+            if primary.luma_bits_per_pixel() <= 8 {
+                let ycbcr = crate::convert::decode(&lib, path_str, &primary, Item::Primary, ColorSpace::YCbCr(Chroma::C420), |o| {
+                    o.set_output_image_nclx_profile_passthrough(true)
+                })
+                .map_err(|e| e.to_string())?;
+                if crate::convert::jfif_compatible(&ycbcr) {
+                    let small = shrink_ycbcr420(&ycbcr, THUMB_SIZE).ok_or("libheif gave no Y/Cb/Cr planes")?;
+                    return Ok(image::DynamicImage::ImageRgb8(small).thumbnail(THUMB_SIZE, THUMB_SIZE).to_rgb8());
+                }
             }
             crate::convert::decode(&lib, path_str, &primary, Item::Primary, ColorSpace::Rgb(RgbChroma::Rgb), |_| {})
                 .map_err(|e| e.to_string())?
