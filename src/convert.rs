@@ -764,11 +764,12 @@ pub mod files {
         quality: u8,
         claimed: &std::sync::Mutex<HashSet<String>>,
     ) -> std::result::Result<Done, FileError> {
-        // libheif reads a file: a plain file is read where it is, a zip entry is spilled first.
+        // libheif reads a file by its (UTF-8) path: a plain file is read where it is; a zip entry,
+        // or a file whose name is not UTF-8, is spilled to a temp file first.
         let spilled;
         let path: &Path = match &s.locator {
-            Locator::File(p) => p,
-            Locator::Zip { .. } => {
+            Locator::File(p) if p.to_str().is_some() => p,
+            _ => {
                 let mut tmp = tempfile::Builder::new().prefix(".pf-").tempfile_in(tmp_dir).map_err(|e| err(s, e.to_string(), "skipped"))?;
                 s.read_with(|r| std::io::copy(r, tmp.as_file_mut())).map_err(|e| err(s, format!("read failed: {e}"), "skipped"))?;
                 spilled = tmp.into_temp_path();

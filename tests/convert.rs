@@ -356,3 +356,22 @@ fn convert_again_into_the_same_folder_writes_nothing_and_replaces_nothing() {
     assert!(stdout.contains("Converted 0 file(s)") && stdout.contains("2 already there"), "{stdout}");
     assert_eq!(common::tree(&out), first);
 }
+
+/// A HEIC whose file name is not UTF-8 (an old Latin-1 download) converts like any other.
+#[test]
+fn a_heic_with_a_name_that_is_not_utf8_converts() {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(media) = shared_media() else { return };
+    let t = tempfile::tempdir().unwrap();
+    let input = t.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    std::fs::copy(media.join("exifr/heic-iphone7.heic"), input.join(std::ffi::OsStr::from_bytes(b"lat_\xe9.heic"))).unwrap();
+    let out = t.path().join("out");
+    let (code, stdout, stderr) = run(&["convert", input.to_str().unwrap(), "--out", out.to_str().unwrap()], None);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let files = common::tree(&out);
+    assert_eq!(files.len(), 1, "{:?}", files.keys().collect::<Vec<_>>());
+    let (name, bytes) = files.iter().next().unwrap();
+    assert!(name.starts_with("lat_") && name.ends_with(".jpg"), "{name}");
+    assert!(image::load_from_memory(bytes).is_ok());
+}
