@@ -182,6 +182,10 @@ pub fn enumerate(inputs: &[PathBuf], exclude: &Path, spill_dir: &Path) -> Enumer
         };
         if meta.is_dir() {
             walk_folder(&input, exclude, spill_dir, &mut out);
+        } else if !meta.is_file() {
+            // A pipe, socket or device: reading it could block forever or never end.
+            let what = "not a regular file (a pipe, socket or device)".to_string();
+            out.errors.push(error(input.display().to_string(), FileErrorKind::Input, what, "input skipped"));
         } else {
             let name = file_name(&input);
             if is_zip_name(&name) {

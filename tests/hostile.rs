@@ -354,3 +354,25 @@ fn album_names_from_the_command_line_become_one_safe_folder() {
         assert_eq!(top.len(), 2, "{top:?}");
     }
 }
+
+/// A pipe given as an input (a FIFO named like a photo, or a shell's `<(…)`) is refused with a
+/// clear error instead of blocking the run forever; the other inputs are organized and converted.
+#[test]
+fn a_pipe_given_as_input_is_refused_not_waited_on() {
+    let t = tempfile::tempdir().unwrap();
+    let fifo = t.path().join("IMG_0001.HEIC");
+    assert!(Command::new("mkfifo").arg(&fifo).status().expect("mkfifo").success());
+    let good = t.path().join("good");
+    std::fs::create_dir(&good).unwrap();
+    std::fs::write(good.join("IMG_0002.JPG"), gen::jpeg(2, Some("2020:01:02 03:04:05"), None)).unwrap();
+    for command in ["organize", "convert"] {
+        let out = t.path().join(format!("out-{command}"));
+        let mut c = bin();
+        c.args([command, fifo.to_str().unwrap(), good.to_str().unwrap(), "--out", out.to_str().unwrap()]);
+        let (code, stdout, stderr) = run_with_timeout(c, Duration::from_secs(60));
+        assert_eq!(code, 1, "{command}: {stdout}\n{stderr}");
+        assert!(stderr.contains("IMG_0001.HEIC: not a regular file (a pipe, socket or device); input skipped"), "{command}: {stderr}");
+        let written = common::paths(&out).len();
+        assert_eq!(written, usize::from(command == "organize"), "{command}: {stdout}");
+    }
+}
