@@ -37,7 +37,7 @@ pub struct Converted {
 
 /// Convert the HEIC/HEIF file at `path` to JPEG at `quality` (1–100).
 pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError> {
-    let dec = |e: libheif_rs::HeifError| ConvertError::Decode(e.to_string().split_whitespace().collect::<Vec<_>>().join(" "));
+    let dec = |e: libheif_rs::HeifError| ConvertError::Decode(heif_message(&e));
     let lib = LibHeif::new();
     let path_str = path.to_str().ok_or_else(|| ConvertError::Decode("path is not UTF-8".into()))?;
     let mut ctx = HeifContext::read_from_file(path_str).map_err(dec)?;
@@ -51,37 +51,8 @@ pub fn heic_to_jpeg(path: &Path, quality: u8) -> Result<Converted, ConvertError>
         return Err(ConvertError::Encode(format!("{w}x{h} is larger than a JPEG can hold ({} pixels a side)", jpeg::MAX_SIDE)));
     }
 
-    let hdr = handle.luma_bits_per_pixel() > 8;
     // Strict: a tile that fails to decode (a truncated download) is an error, not a grey patch.
-    let strict = |o: &mut DecodingOptions| o.set_strict_decoding(true);
-    // Fast path: an 8-bit 4:2:0 HEVC image in full-range BT.601 YCbCr is exactly what a JFIF JPEG
-    // stores, so its planes go to the encoder as they are: no YCbCr → RGB → YCbCr round trip.
-    let ycbcr = if hdr {
-        None
-    } else {
-        // Keep the file's own colour description: without this, libheif "converts" every image
-        // whose primaries are not BT.709 (iPhones: Display P3) to sRGB through RGB and back —
-        // a fifth of the CPU time, and rounding, for the same samples (the ICC profile carries
-        // the primaries).
-        let options = |o: &mut DecodingOptions| {
-            strict(o);
-            o.set_output_image_nclx_profile_passthrough(true);
-        };
-        let img = decode(&lib, path_str, &handle, Item::Primary, ColorSpace::YCbCr(Chroma::C420), options).map_err(dec)?;
-        jfif_compatible(&img).then_some(img)
-    };
-    let (width, height, pixels) = match ycbcr {
-        Some(img) => (img.width(), img.height(), Pixels::Ycbcr420(img)),
-        None => {
-            let chroma = if hdr { RgbChroma::HdrRgbLe } else { RgbChroma::Rgb };
-            let image = decode(&lib, path_str, &handle, Item::Primary, ColorSpace::Rgb(chroma), strict).map_err(dec)?;
-            let planes = image.planes();
-            let plane = planes.interleaved.ok_or_else(|| ConvertError::Decode("no interleaved RGB plane".into()))?;
-            let rgb =
-                pack_rgb8(plane.data, plane.width as usize, plane.height as usize, plane.stride, hdr.then_some(plane.bits_per_pixel));
-            (image.width(), image.height(), Pixels::Rgb(rgb))
-        }
-    };
+    let (width, height, pixels) = decode_primary(&lib, path_str, &handle, true).map_err(ConvertError::Decode)?;
 
     // What a JPEG cannot hold is left out and said so, never a reason to fail the conversion.
     let mut tiff = exif_tiff(&handle);
@@ -201,9 +172,54 @@ pub fn decode(
     retry().map_err(|_| first)
 }
 
-enum Pixels {
+/// A primary image decoded for JPEG output.
+pub(crate) enum Pixels {
+    /// Tightly packed 8-bit RGB.
     Rgb(Vec<u8>),
+    /// JFIF's YCbCr: 8-bit 4:2:0, full-range BT.601 ([`jfif_compatible`]).
     Ycbcr420(libheif_rs::Image),
+}
+
+/// libheif's message on one line.
+fn heif_message(e: &libheif_rs::HeifError) -> String {
+    e.to_string().split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Decode the primary image of the file at `path` for JPEG output: (width, height, pixels).
+/// An 8-bit 4:2:0 picture in full-range BT.601 YCbCr is exactly what a JFIF JPEG stores, so its
+/// planes come back as they are: no YCbCr → RGB → YCbCr round trip. Anything else (another
+/// matrix, limited range, more than 8 bits: scaled with rounding) comes back as RGB. `strict`:
+/// a tile that fails to decode is an error, not a grey patch.
+pub(crate) fn decode_primary(lib: &LibHeif, path: &str, handle: &ImageHandle, strict: bool) -> Result<(u32, u32, Pixels), String> {
+    let base = |o: &mut DecodingOptions| o.set_strict_decoding(strict);
+    let hdr = handle.luma_bits_per_pixel() > 8;
+    if !hdr {
+        // Keep the file's own colour description: without this, libheif "converts" every image
+        // whose primaries are not BT.709 (iPhones: Display P3) to sRGB through RGB and back —
+        // a fifth of the CPU time, and rounding, for the same samples (the ICC profile carries
+        // the primaries).
+        let options = |o: &mut DecodingOptions| {
+            base(o);
+            o.set_output_image_nclx_profile_passthrough(true);
+        };
+        let img = decode(lib, path, handle, Item::Primary, ColorSpace::YCbCr(Chroma::C420), options).map_err(|e| heif_message(&e))?;
+        if jfif_compatible(&img) {
+            return Ok((img.width(), img.height(), Pixels::Ycbcr420(img)));
+        }
+    }
+    let chroma = if hdr { RgbChroma::HdrRgbLe } else { RgbChroma::Rgb };
+    let image = decode(lib, path, handle, Item::Primary, ColorSpace::Rgb(chroma), base).map_err(|e| heif_message(&e))?;
+    let rgb = interleaved_rgb8(&image).ok_or("no interleaved RGB plane")?;
+    Ok((image.width(), image.height(), Pixels::Rgb(rgb)))
+}
+
+/// An RGB image from libheif (8-bit, or 16-bit little-endian for more than 8 bits) as tightly
+/// packed 8-bit RGB.
+pub(crate) fn interleaved_rgb8(image: &libheif_rs::Image) -> Option<Vec<u8>> {
+    let planes = image.planes();
+    let plane = planes.interleaved?;
+    let bits = (plane.bits_per_pixel > 8).then_some(plane.bits_per_pixel);
+    Some(pack_rgb8(plane.data, plane.width as usize, plane.height as usize, plane.stride, bits))
 }
 
 /// Whether a decoded image's samples are JFIF's YCbCr: 8-bit 4:2:0, BT.601 matrix (or none

@@ -281,8 +281,8 @@ fn embedded_thumbnail(exif: &exif::Exif) -> Option<&[u8]> {
 /// A HEIC's own thumbnail image when it has one (iPhones store a ~320 px one), else the primary
 /// image; libheif applies the rotation and mirroring.
 fn heif_thumbnail(path: &Path) -> std::result::Result<image::RgbImage, String> {
-    use crate::convert::Item;
-    use libheif_rs::{Chroma, ColorSpace, HeifContext, ItemId, LibHeif, RgbChroma};
+    use crate::convert::{Item, Pixels};
+    use libheif_rs::{ColorSpace, HeifContext, ItemId, LibHeif, RgbChroma};
     let lib = LibHeif::new();
     let path_str = path.to_str().ok_or("path is not UTF-8")?;
     let mut ctx = HeifContext::read_from_file(path_str).map_err(|e| e.to_string())?;
@@ -311,35 +311,19 @@ fn heif_thumbnail(path: &Path) -> std::result::Result<image::RgbImage, String> {
         crate::convert::decode(&lib, path_str, t, Item::Thumbnail(*id), ColorSpace::Rgb(RgbChroma::Rgb), |_| {}).ok()
     });
     let img = match decoded {
-        Some(img) => img,
-        // A broken or missing embedded thumbnail: decode the picture itself. As YCbCr first:
-        // shrinking the planes before turning them into RGB skips a full-size colour conversion
-        // and a full-size RGB buffer (a fifth of a report's time on preview-less HEICs).
-        None => {
-            // (Only for 8-bit pictures: a 10-bit one would come back as 10-bit planes and be
-            // decoded a second time as RGB.)
-            if primary.luma_bits_per_pixel() <= 8 {
-                let ycbcr = crate::convert::decode(&lib, path_str, &primary, Item::Primary, ColorSpace::YCbCr(Chroma::C420), |o| {
-                    o.set_output_image_nclx_profile_passthrough(true)
-                })
-                .map_err(|e| e.to_string())?;
-                if crate::convert::jfif_compatible(&ycbcr) {
-                    let small = shrink_ycbcr420(&ycbcr, THUMB_SIZE).ok_or("libheif gave no Y/Cb/Cr planes")?;
-                    return Ok(image::DynamicImage::ImageRgb8(small).thumbnail(THUMB_SIZE, THUMB_SIZE).to_rgb8());
-                }
-            }
-            crate::convert::decode(&lib, path_str, &primary, Item::Primary, ColorSpace::Rgb(RgbChroma::Rgb), |_| {})
-                .map_err(|e| e.to_string())?
+        Some(img) => {
+            let rgb = crate::convert::interleaved_rgb8(&img).ok_or("libheif gave no interleaved RGB plane")?;
+            image::RgbImage::from_raw(img.width(), img.height(), rgb).ok_or("bad RGB buffer")?
         }
+        // A broken or missing embedded thumbnail: decode the picture itself, as `convert` does.
+        // JFIF-compatible YCbCr planes are shrunk before they become RGB, which skips a
+        // full-size colour conversion and a full-size RGB buffer (a fifth of a report's time on
+        // preview-less HEICs).
+        None => match crate::convert::decode_primary(&lib, path_str, &primary, false)? {
+            (_, _, Pixels::Ycbcr420(ycbcr)) => shrink_ycbcr420(&ycbcr, THUMB_SIZE).ok_or("libheif gave no Y/Cb/Cr planes")?,
+            (w, h, Pixels::Rgb(rgb)) => image::RgbImage::from_raw(w, h, rgb).ok_or("bad RGB buffer")?,
+        },
     };
-    let planes = img.planes();
-    let plane = planes.interleaved.ok_or("libheif gave no interleaved RGB plane")?;
-    let (w, h) = (plane.width, plane.height);
-    let mut rgb = Vec::with_capacity((w * h * 3) as usize);
-    for row in plane.data.chunks(plane.stride).take(h as usize) {
-        rgb.extend_from_slice(&row[..(w * 3) as usize]);
-    }
-    let img = image::RgbImage::from_raw(w, h, rgb).ok_or("bad RGB buffer")?;
     Ok(image::DynamicImage::ImageRgb8(img).thumbnail(THUMB_SIZE, THUMB_SIZE).to_rgb8())
 }
 

@@ -108,8 +108,8 @@ fn check_in_browser(dir: &Path, summary: &serde_json::Value, shot: &Path) {
     assert!(png.starts_with(b"\x89PNG") && png.len() > 20_000, "screenshot of {} bytes", png.len());
 }
 
-#[test]
-fn report_of_the_sample_export_loads_in_a_browser_with_the_manifest_counts() {
+/// The generated sample export organized into `<temp>/out`: (the temp dir, out).
+fn organized_sample_export() -> (tempfile::TempDir, std::path::PathBuf) {
     let (t, _export, inputs) = common::sample();
     let out = t.path().join("out");
     let mut args = vec!["organize".to_string(), "--out".into(), out.to_string_lossy().into_owned()];
@@ -117,6 +117,12 @@ fn report_of_the_sample_export_loads_in_a_browser_with_the_manifest_counts() {
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let (code, _, stderr) = run(&args, None);
     assert!(code == 0 || code == 1, "{stderr}");
+    (t, out)
+}
+
+#[test]
+fn report_of_the_sample_export_loads_in_a_browser_with_the_manifest_counts() {
+    let (t, out) = organized_sample_export();
     let summary = report_json(&out);
     assert!(summary["photos"].as_u64().unwrap() > 5, "{summary}");
     assert!(summary["live_photos"].as_u64().unwrap() >= 1, "{summary}");
@@ -189,13 +195,7 @@ fn report_of_the_shared_media_tree_has_every_thumbnail_upright_and_loaded() {
 /// preview, every other thumbnail is made, and the tree is not touched.
 #[test]
 fn a_damaged_picture_gets_a_warning_and_no_preview_and_the_report_goes_on() {
-    let (t, _export, inputs) = common::sample();
-    let out = t.path().join("out");
-    let mut args = vec!["organize".to_string(), "--out".into(), out.to_string_lossy().into_owned()];
-    args.extend(inputs);
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let (code, _, stderr) = run(&args, None);
-    assert!(code == 0 || code == 1, "{stderr}");
+    let (_t, out) = organized_sample_export();
     let victim = common::paths(&out).into_iter().find(|p| p.ends_with(".JPG") || p.ends_with(".jpg")).unwrap();
     // Keep the JPEG's first bytes (it still sniffs as JPEG) and cut the rest off.
     let bytes = std::fs::read(out.join(&victim)).unwrap();
