@@ -375,3 +375,23 @@ fn a_heic_with_a_name_that_is_not_utf8_converts() {
     assert!(name.starts_with("lat_") && name.ends_with(".jpg"), "{name}");
     assert!(image::load_from_memory(bytes).is_ok());
 }
+
+/// A real HEIC cut off in its image data fails with one error naming it (FFmpeg's decoder, then
+/// libheif's own on a fresh open, both refuse it); nothing is written for it and the good file
+/// beside it still converts.
+#[test]
+fn convert_names_a_cut_off_heic_and_converts_the_rest() {
+    let Some(media) = shared_media() else { return };
+    let t = tempfile::tempdir().unwrap();
+    let input = t.path().join("in");
+    std::fs::create_dir(&input).unwrap();
+    let whole = std::fs::read(media.join("osxphotos/IMG_1853.HEIC")).unwrap();
+    std::fs::write(input.join("cut.HEIC"), &whole[..whole.len() / 3]).unwrap();
+    std::fs::copy(media.join("exifr/heic-iphone7.heic"), input.join("good.heic")).unwrap();
+    let out = t.path().join("out");
+    let (code, stdout, stderr) = run(&["convert", input.to_str().unwrap(), "--out", out.to_str().unwrap()], None);
+    assert_eq!(code, 1, "{stdout}\n{stderr}");
+    assert!(stderr.contains("cut.HEIC: cannot decode:") && stderr.contains("; not converted"), "{stderr}");
+    assert_eq!(stderr.matches("error:").count(), 1, "{stderr}");
+    assert_eq!(common::tree(&out).keys().cloned().collect::<Vec<_>>(), ["good.jpg"]);
+}
